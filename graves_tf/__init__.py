@@ -1,0 +1,30 @@
+"""graves_tf: "Generating Sequences With Recurrent Neural Networks" (Graves, 2013) in TensorFlow/Keras."""
+
+__version__ = "0.1.0"
+
+from graves_tf import layers, models  # noqa: E402
+from graves_tf.layers import (  # noqa: E402
+    GaussianWindow,
+    MixtureDensityHead,
+    PeepholeLSTMCell,
+    SkipStack,
+    SoftmaxHead,
+)
+from graves_tf.models import (  # noqa: E402
+    HandwritingPredictor,
+    HandwritingSynthesizer,
+    TextPredictor,
+)
+
+__all__ = [
+    "GaussianWindow",
+    "HandwritingPredictor",
+    "HandwritingSynthesizer",
+    "MixtureDensityHead",
+    "PeepholeLSTMCell",
+    "SkipStack",
+    "SoftmaxHead",
+    "TextPredictor",
+    "layers",
+    "models",
+]

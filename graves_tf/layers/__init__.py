@@ -1,0 +1,26 @@
+"""Keras layers of Graves (2013), "Generating Sequences With Recurrent Neural Networks"."""
+
+from graves_tf.layers.gaussian_window import GaussianWindow, soft_window
+from graves_tf.layers.gradient_clipping import clip_gradient
+from graves_tf.layers.mixture_density_head import (
+    MixtureDensityHead,
+    mixture_negative_log_likelihood,
+    mixture_parameters,
+    sample_mixture,
+)
+from graves_tf.layers.peephole_lstm_cell import PeepholeLSTMCell
+from graves_tf.layers.skip_stack import SkipStack
+from graves_tf.layers.softmax_head import SoftmaxHead
+
+__all__ = [
+    "GaussianWindow",
+    "MixtureDensityHead",
+    "PeepholeLSTMCell",
+    "SkipStack",
+    "SoftmaxHead",
+    "clip_gradient",
+    "mixture_negative_log_likelihood",
+    "mixture_parameters",
+    "sample_mixture",
+    "soft_window",
+]

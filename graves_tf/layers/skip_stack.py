@@ -1,0 +1,245 @@
+"""A stack of peephole LSTM layers with skip connections (eqs. 1-4, 52-53)."""
+
+import keras
+from keras import ops
+
+from graves_tf.layers.peephole_lstm_cell import PeepholeLSTMCell
+
+
+@keras.saving.register_keras_serializable(package="graves_tf")
+class SkipStack(keras.layers.Layer):
+    """N stacked :class:`PeepholeLSTMCell` layers with the paper's skip connections.
+
+    Prediction network (section 2):
+
+        h^1_t = H(W_{i h1} x_t + W_{h1 h1} h^1_{t-1} + b^1)                           (1)
+        h^n_t = H(W_{i hn} x_t + W_{h(n-1) hn} h^{n-1}_t + W_{hn hn} h^n_{t-1} + b^n)    (2)
+
+    the input feeds every layer and every layer feeds the output (eq. 3, done
+    by the output head on the concatenated hidden sequences this layer returns).
+
+    With a conditioning layer (a :class:`GaussianWindow`, section 5.1) the
+    window vector is fed to the first layer with one step of delay and to
+    layers 2..N at the same step:
+
+        h^1_t = H(W_{i h1} x_t + W_{h1 h1} h^1_{t-1} + W_{w h1} w_{t-1} + b^1)             (52)
+        h^n_t = H(W_{i hn} x_t + W_{h(n-1) hn} h^{n-1}_t + W_{hn hn} h^n_{t-1} + W_{w hn} w_t + b^n)  (53)
+
+    The input of layer n is the concatenation ``[x_t, h^{n-1}_t, w]`` (parts
+    absent where they do not apply) and its kernel rows follow that order.
+
+    Two ways to run it share the cells' and the window's ``step`` code:
+    :meth:`call` runs a whole (teacher-forced) sequence, projecting every input
+    that does not depend on the recurrence for all timesteps at once and
+    running the layers one after another where the dependency graph allows;
+    :meth:`step` advances one timestep from an explicit state (sampling,
+    dynamic evaluation, export).
+
+    Args:
+        input_dim: size of x_t (for integer inputs: the number of classes).
+        units: LSTM cells per layer.
+        num_layers: N.
+        clip: derivative clipping limit of the LSTM pre-activations, or None.
+        conditioning: a :class:`GaussianWindow` (or its config), or None.
+        forget_bias: initial forget gate bias.
+    """
+
+    def __init__(
+        self, input_dim, units, num_layers, clip=None, conditioning=None, forget_bias=1.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("input_dim", input_dim), ("units", units), ("num_layers", num_layers)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_dim = int(input_dim)
+        self.units = int(units)
+        self.num_layers = int(num_layers)
+        self.clip = clip
+        self.forget_bias = float(forget_bias)
+        if isinstance(conditioning, dict):
+            conditioning = keras.saving.deserialize_keras_object(conditioning)
+        self.conditioning = conditioning
+        self.cells = [
+            PeepholeLSTMCell(units, clip=clip, forget_bias=forget_bias, name=f"lstm_{n + 1}")
+            for n in range(self.num_layers)
+        ]
+        self.conditioning_dim = conditioning.output_dim if conditioning is not None else 0
+
+    def _rows(self, layer):
+        """Kernel row ranges of ``x``, ``h^{n-1}`` and ``w`` in layer ``layer``'s input."""
+        x_rows = (0, self.input_dim)
+        h_rows = (self.input_dim, self.input_dim + self.units) if layer > 0 else None
+        start = self.input_dim + (self.units if layer > 0 else 0)
+        w_rows = (start, start + self.conditioning_dim) if self.conditioning_dim else None
+        return x_rows, h_rows, w_rows
+
+    def build(self, input_shape=None):
+        for layer, cell in enumerate(self.cells):
+            width = self.input_dim + (self.units if layer > 0 else 0) + self.conditioning_dim
+            cell.build((None, width))
+        if self.conditioning is not None:
+            self.conditioning.build((None, self.units))
+        self.built = True
+
+    @property
+    def output_dim(self):
+        """Size of the concatenated hidden vectors ``[h^1, ..., h^N]`` fed to the output."""
+        return self.units * self.num_layers
+
+    def initial_state(self, batch_size):
+        """All-zero state: ``{"lstm": [[h, c] per layer], "window": ...}``."""
+        state = {"lstm": [cell.get_initial_state(batch_size) for cell in self.cells]}
+        if self.conditioning is not None:
+            state["window"] = self.conditioning.initial_state(batch_size)
+        return state
+
+    def _project_x(self, inputs):
+        return [cell.project_inputs(inputs, self._rows(n)[0]) for n, cell in enumerate(self.cells)]
+
+    def _layer_input(self, layer, x_projection, below, window):
+        _, h_rows, w_rows = self._rows(layer)
+        cell = self.cells[layer]
+        z = x_projection
+        if h_rows is not None:
+            z = z + cell.project_extra(below, h_rows)
+        if w_rows is not None:
+            z = z + cell.project_extra(window, w_rows)
+        return z
+
+    def step(self, inputs, state, context=None):
+        """One timestep from an explicit state.
+
+        Args:
+            inputs: x_t, ``(batch, input_dim)`` floats or ``(batch,)`` integer ids.
+            state: as returned by :meth:`initial_state` or a previous step.
+            context: the conditioning layer's context (e.g. the encoded text).
+
+        Returns:
+            ``(hidden, new_state, extras)``: hidden is ``[h^1_t, ..., h^N_t]``;
+            extras holds the conditioning layer's per-step outputs (phi).
+        """
+        x_projection = self._project_x(inputs)
+        new_lstm, hidden, extras = [], [], {}
+        new_state = {}
+        window_prev = state["window"]["w"] if self.conditioning is not None else None
+        window = None
+        for n, cell in enumerate(self.cells):
+            below = hidden[-1] if n else None
+            z = self._layer_input(n, x_projection[n], below, window_prev if n == 0 else window)
+            h, layer_state = cell.step(z, state["lstm"][n])
+            hidden.append(h)
+            new_lstm.append(layer_state)
+            if n == 0 and self.conditioning is not None:
+                window, new_state["window"], extras = self.conditioning.step(
+                    h, state["window"], context
+                )
+        new_state["lstm"] = new_lstm
+        return hidden, new_state, extras
+
+    def call(self, inputs, initial_state=None, step_mask=None, context=None):
+        """Runs a whole sequence (teacher forcing).
+
+        Args:
+            inputs: ``(batch, T, input_dim)`` floats or ``(batch, T)`` ids.
+            initial_state: a state as from :meth:`initial_state`; zeros if None.
+            step_mask: ``(batch, T)``, 1 for real steps; at masked (0) steps the
+                state is carried unchanged. All ones if None.
+            context: the conditioning layer's context.
+
+        Returns:
+            A dict: ``hidden`` the list of ``(batch, T, units)`` hidden
+            sequences, ``final_state``, and for a conditioned stack ``window``
+            ``(batch, T, V)``, ``phi`` ``(batch, T, U)`` and ``phi_end`` ``(batch, T)``.
+        """
+        batch_size, num_steps = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        if initial_state is None:
+            initial_state = self.initial_state(batch_size)
+        if step_mask is None:
+            step_mask = ops.ones((batch_size, num_steps), dtype=self.compute_dtype)
+        time_major = lambda x: ops.moveaxis(x, 1, 0)  # noqa: E731
+        batch_major = lambda x: ops.moveaxis(x, 0, 1)  # noqa: E731
+        mask_t = ops.expand_dims(time_major(ops.cast(step_mask, self.compute_dtype)), -1)
+        x_projection = [time_major(p) for p in self._project_x(inputs)]
+
+        def keep_masked(m, new, old):
+            def select(a, b):
+                m_a = ops.reshape(m, (-1,) + (1,) * (len(a.shape) - 1))
+                return m_a * a + (1.0 - m_a) * b
+
+            return keras.tree.map_structure(select, new, old)
+
+        final_state = {"lstm": list(initial_state["lstm"])}
+        result = {}
+        hidden_seqs = []
+        first_layer = 0
+        window_seq = None
+        if self.conditioning is not None:
+            cell, window_layer = self.cells[0], self.conditioning
+            num_chars = ops.shape(context["text_mask"])[1]
+
+            # ops.scan stacks the carry itself (its outputs must match the
+            # carry), so phi and phi_end ride along in the carry.
+            def first_layer_and_window(carry, xs):
+                z_x, m = xs
+                lstm_state, window_state, _ = carry
+                z = self._layer_input(0, z_x, None, window_state["w"])
+                h, new_lstm = cell.step(z, lstm_state)
+                _, new_window, extras = window_layer.step(h, window_state, context)
+                new_carry = keep_masked(m, (new_lstm, new_window, extras), carry)
+                return new_carry, new_carry
+
+            no_phi = {
+                "phi": ops.zeros((batch_size, num_chars), dtype=self.compute_dtype),
+                "phi_end": ops.zeros((batch_size,), dtype=self.compute_dtype),
+            }
+            (last_lstm, last_window, _), (lstm_seq, window_seqs, phi_seqs) = ops.scan(
+                first_layer_and_window,
+                (initial_state["lstm"][0], initial_state["window"], no_phi),
+                (x_projection[0], mask_t),
+            )
+            final_state["lstm"][0] = last_lstm
+            final_state["window"] = last_window
+            window_seq = window_seqs["w"]
+            hidden_seqs.append(lstm_seq[0])
+            result.update(
+                window=batch_major(window_seq),
+                phi=batch_major(phi_seqs["phi"]),
+                phi_end=batch_major(phi_seqs["phi_end"]),
+            )
+            first_layer = 1
+
+        for n in range(first_layer, self.num_layers):
+            cell = self.cells[n]
+            below = hidden_seqs[-1] if n else None
+            z_seq = self._layer_input(n, x_projection[n], below, window_seq)
+
+            def layer_scan(carry, xs, cell=cell):
+                z, m = xs
+                _, new_state = cell.step(z, carry)
+                new_carry = keep_masked(m, new_state, carry)
+                return new_carry, new_carry
+
+            final_state["lstm"][n], state_seq = ops.scan(
+                layer_scan, initial_state["lstm"][n], (z_seq, mask_t)
+            )
+            hidden_seqs.append(state_seq[0])
+        result["hidden"] = [batch_major(h) for h in hidden_seqs]
+        result["final_state"] = final_state
+        return result
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            units=self.units,
+            num_layers=self.num_layers,
+            clip=self.clip,
+            forget_bias=self.forget_bias,
+            conditioning=(
+                keras.saving.serialize_keras_object(self.conditioning)
+                if self.conditioning is not None
+                else None
+            ),
+        )
+        return config
+

@@ -1,0 +1,37 @@
+"""graves_tf: Graves (2013), "Generating Sequences With Recurrent Neural Networks", in TensorFlow/Keras."""
+
+import pathlib
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+
+setup(
+    name="graves_tf",
+    version="0.1.0",
+    description=(
+        "Handwriting synthesis, handwriting prediction and text prediction with "
+        "the networks of Graves (2013), as Keras layers and TensorFlow tools."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["graves_tf", "graves_tf.*", "tfds_builders", "tfds_builders.*", "export", "export.*"]),
+    package_data={"graves_tf": ["configs/*.cfg"]},
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "numpy>=1.26",
+        "absl-py>=1.4",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-xdist>=3"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
