@@ -60,7 +60,9 @@ class SkipStack(keras.layers.Layer):
             conditioning = keras.saving.deserialize_keras_object(conditioning)
         self.conditioning = conditioning
         self.cells = [
-            PeepholeLSTMCell(units, clip=clip, forget_bias=forget_bias, name=f"lstm_{n + 1}")
+            PeepholeLSTMCell(
+                units, clip=clip, forget_bias=forget_bias, dtype=self.dtype_policy, name=f"lstm_{n + 1}"
+            )
             for n in range(self.num_layers)
         ]
         self.conditioning_dim = conditioning.output_dim if conditioning is not None else 0

@@ -1,0 +1,187 @@
+"""Experiment settings shared by the command-line tools: flags, validation, model building.
+
+Every experiment of the paper has a flagfile in ``graves_tf/configs/``; the
+flags defined here are what those files set. :func:`build_model` is the
+flag-free entry point (it validates and raises ``ValueError`` with a message
+that names the offending setting).
+"""
+
+import dataclasses
+import pathlib
+
+from absl import flags
+
+from graves_tf import alphabet as alphabet_lib
+from graves_tf.models import HandwritingPredictor, HandwritingSynthesizer, TextPredictor
+
+MODELS = {
+    "text_predictor": TextPredictor,
+    "handwriting_predictor": HandwritingPredictor,
+    "handwriting_synthesizer": HandwritingSynthesizer,
+}
+ALPHABETS = {"paper": alphabet_lib.PAPER}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    kind: str  # "text" or "handwriting"
+    num_classes: int = 0  # text only: the number of input/output classes
+    description: str = ""
+
+
+DATASETS = {
+    "ptb_char": DatasetInfo("text", 50, "Penn Treebank characters: 49 symbols plus newline"),
+    "ptb_word": DatasetInfo("text", 10000, "Penn Treebank words: 9,999 words plus <eos>"),
+    "enwik8": DatasetInfo("text", 205, "Hutter prize bytes: the 205 byte values of enwik8"),
+    "iam_ondb": DatasetInfo("handwriting", 0, "IAM On-Line Handwriting Database"),
+}
+MODEL_KIND = {
+    "text_predictor": "text",
+    "handwriting_predictor": "handwriting",
+    "handwriting_synthesizer": "handwriting",
+}
+PAPER_CLIPS = {  # (LSTM pre-activation clip, output clip), sections 3.1 and 4.2
+    "text": (1.0, None),
+    "handwriting": (10.0, 100.0),
+}
+CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
+
+# Model.
+flags.DEFINE_enum("model", "handwriting_synthesizer", list(MODELS), "Which network of the paper.")
+flags.DEFINE_enum("dataset", "iam_ondb", list(DATASETS), "Training data.")
+flags.DEFINE_integer("num_layers", 3, "N, the number of stacked LSTM layers.")
+flags.DEFINE_integer("units", 400, "LSTM cells per layer.")
+flags.DEFINE_integer(
+    "vocab_size", None, "Text models: input/output classes (default: the dataset's count)."
+)
+flags.DEFINE_integer("num_mixtures", 20, "Handwriting models: M bivariate Gaussians (eq. 16).")
+flags.DEFINE_integer(
+    "num_window_gaussians", 10, "Synthesis: K Gaussian functions in the soft window (eq. 46)."
+)
+flags.DEFINE_enum(
+    "alphabet", "paper", list(ALPHABETS), "Synthesis: the character set of the text (section 5.2)."
+)
+flags.DEFINE_float(
+    "lstm_clip",
+    None,
+    "Clip of dL/d(LSTM pre-activations); default: the paper's (1 text, 10 handwriting); 0 = off.",
+)
+flags.DEFINE_float(
+    "output_clip",
+    None,
+    "Clip of dL/d(y_hat); default: the paper's (none for text, 100 handwriting); 0 = off.",
+)
+
+# Training (consumed by the training loop).
+flags.DEFINE_enum(
+    "optimizer",
+    "rmsprop_graves",
+    ["rmsprop_graves", "sgd", "adam"],
+    "rmsprop_graves: eqs. 38-45; sgd: SGD with momentum (text experiments); adam.",
+)
+flags.DEFINE_float("learning_rate", 1e-4, "Learning rate (paper: 1e-4 everywhere).")
+flags.DEFINE_float("momentum", 0.9, "Momentum (paper: 0.9; 0.99 for Penn Treebank).")
+flags.DEFINE_integer("batch_size", 32, "Sequences per update (the paper does not state one).")
+flags.DEFINE_integer(
+    "segment_length",
+    0,
+    "Text: length of the truncated-BPTT segments; 0 = one line (sentence) per sequence.",
+)
+flags.DEFINE_integer(
+    "reset_state_every", 1, "Text: carry the state across this many consecutive segments."
+)
+flags.DEFINE_float("weight_noise", 0.0, "Std of fixed Gaussian weight noise (paper: 0.075); 0 = off.")
+flags.DEFINE_bool(
+    "adaptive_weight_noise", False, "Adaptive weight noise (Graves 2011) with an MDL loss."
+)
+flags.DEFINE_float(
+    "adaptive_noise_init_std", 0.075, "Initial posterior std of adaptive weight noise."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What :func:`build_model` needs; validated on construction."""
+
+    model: str = "handwriting_synthesizer"
+    dataset: str = "iam_ondb"
+    num_layers: int = 3
+    units: int = 400
+    vocab_size: int | None = None
+    num_mixtures: int = 20
+    num_window_gaussians: int = 10
+    alphabet: str = "paper"
+    lstm_clip: float | None = None
+    output_clip: float | None = None
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {sorted(DATASETS)}")
+        kind = MODEL_KIND[self.model]
+        data = DATASETS[self.dataset]
+        if data.kind != kind:
+            raise ValueError(
+                f"model {self.model} models {kind} but dataset {self.dataset} is {data.kind}"
+            )
+        for name in ("num_layers", "units", "num_mixtures", "num_window_gaussians"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if kind == "text" and self.vocab_size is not None and self.vocab_size != data.num_classes:
+            raise ValueError(
+                f"vocab_size={self.vocab_size} does not match dataset {self.dataset}, which has "
+                f"{data.num_classes} classes ({data.description}); drop --vocab_size or set it "
+                f"to {data.num_classes}"
+            )
+        if self.alphabet not in ALPHABETS:
+            raise ValueError(f"unknown alphabet {self.alphabet!r}; choose one of {sorted(ALPHABETS)}")
+        for name in ("lstm_clip", "output_clip"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns clipping off), got {value}")
+
+    @property
+    def kind(self):
+        return MODEL_KIND[self.model]
+
+    def clips(self):
+        """The (lstm_clip, output_clip) in force: the paper's defaults, 0 meaning off."""
+        defaults = PAPER_CLIPS[self.kind]
+        chosen = []
+        for value, default in zip((self.lstm_clip, self.output_clip), defaults):
+            value = default if value is None else value
+            chosen.append(None if not value else float(value))
+        return tuple(chosen)
+
+
+def build_model(spec):
+    """Builds the Keras model a :class:`ModelSpec` describes."""
+    lstm_clip, output_clip = spec.clips()
+    common = dict(units=spec.units, num_layers=spec.num_layers, lstm_clip=lstm_clip, output_clip=output_clip)
+    if spec.model == "text_predictor":
+        vocab = spec.vocab_size or DATASETS[spec.dataset].num_classes
+        return TextPredictor(vocab, **common)
+    if spec.model == "handwriting_predictor":
+        return HandwritingPredictor(num_mixtures=spec.num_mixtures, **common)
+    return HandwritingSynthesizer(
+        alphabet_size=len(ALPHABETS[spec.alphabet]),
+        num_mixtures=spec.num_mixtures,
+        num_window_gaussians=spec.num_window_gaussians,
+        **common,
+    )
+
+
+def model_spec_from_flags(flag_values=flags.FLAGS):
+    fields = {f.name for f in dataclasses.fields(ModelSpec)}
+    return ModelSpec(**{name: flag_values[name].value for name in fields})
+
+
+def config_path(name):
+    """Path of a shipped flagfile by name (``"iam_synthesis"`` or ``"iam_synthesis.cfg"``)."""
+    path = CONFIG_DIR / (name if name.endswith(".cfg") else name + ".cfg")
+    if not path.exists():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.cfg"))
+        raise FileNotFoundError(f"no config {name!r}; shipped configs: {known}")
+    return path
