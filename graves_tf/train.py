@@ -8,6 +8,7 @@ settings, and ends with ``weights: N`` (the trainable weight count).
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,14 +48,14 @@ def main(argv):
     try:
         spec = experiment.model_spec_from_flags(FLAGS)
     except ValueError as error:
-        raise app.UsageError(f"bad configuration: {error}")
+        sys.exit(f"bad configuration: {error}")
     model = experiment.build_model(spec)
     model.summary()
     print(describe_experiment(spec))
     print(f"weights: {count_weights(model)}")
     if FLAGS.dry_run:
         return
-    raise app.UsageError(
+    sys.exit(
         "this version of graves_tf builds and checks models only; the training loop is "
         "tracked in issue #4. Run with --dry_run."
     )

@@ -1,0 +1,113 @@
+"""`python -m graves_tf.train --dry_run` and the experiment flagfiles."""
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+from absl import flags  # noqa: E402
+
+from graves_tf import experiment, train  # noqa: E402,F401  (train defines --dry_run)
+from graves_tf.models import count_weights  # noqa: E402
+
+# The paper's weight counts (sections 3.1, 4.2, 5.2) and a direct reading of eqs. 1-11.
+PAPER_WEIGHTS = {
+    "iam_prediction_3x400": 3_368_121,
+    "iam_prediction_1x900": 3_366_121,
+    "iam_synthesis": 3_653_751,
+    "ptb_char": 4_252_049,
+    "ptb_word": 54_000_000,
+}
+# enwik8: 7 full 700-cell layers with skip connections cannot have the paper's 21.3M.
+ENWIK8_WEIGHTS = 30_537_005
+
+
+def spec_from_flagfile(*args):
+    flag_values = flags.FLAGS
+    flag_values.unparse_flags()
+    flag_values(["train", *args])
+    try:
+        return experiment.model_spec_from_flags(flag_values)
+    finally:
+        flag_values.unparse_flags()
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_WEIGHTS))
+def test_paper_configs_have_the_papers_weight_count(name):
+    spec = spec_from_flagfile(f"--flagfile={experiment.config_path(name)}")
+    weights = count_weights(experiment.build_model(spec))
+    assert abs(weights - PAPER_WEIGHTS[name]) <= 0.03 * PAPER_WEIGHTS[name], weights
+
+
+def test_enwik8_config_counts_and_explains_its_weights():
+    path = experiment.config_path("enwik8")
+    spec = spec_from_flagfile(f"--flagfile={path}")
+    assert (spec.num_layers, spec.units, spec.vocab_size) == (7, 700, 205)
+    assert count_weights(experiment.build_model(spec)) == ENWIK8_WEIGHTS
+    assert "30,537,005" in path.read_text() and "21.3M" in path.read_text()
+
+
+def test_every_experiment_of_the_paper_has_a_flagfile():
+    names = {p.stem for p in experiment.CONFIG_DIR.glob("*.cfg")}
+    assert {
+        "ptb_char", "ptb_char_weight_noise", "ptb_char_adaptive_noise",
+        "ptb_word", "ptb_word_weight_noise", "enwik8",
+        "iam_prediction_3x400", "iam_prediction_3x400_adaptive_noise", "iam_prediction_1x900",
+        "iam_synthesis", "iam_synthesis_adaptive_noise",
+        "tiny_text", "tiny_handwriting_prediction", "tiny_synthesis",
+    } <= names
+    for name in names:  # every shipped file parses and validates (tiny ones are also built)
+        spec = spec_from_flagfile(f"--flagfile={experiment.config_path(name)}")
+        if name.startswith("tiny"):
+            assert count_weights(experiment.build_model(spec)) < 100_000
+
+
+def run_train(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "graves_tf.train", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_dry_run_prints_summary_and_ends_with_the_weight_count():
+    result = run_train(f"--flagfile={experiment.config_path('iam_synthesis')}", "--dry_run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "weights: 3653751"
+    assert "handwriting_synthesizer" in result.stdout and "Total params" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model=text_predictor"], "model text_predictor models text but dataset iam_ondb is handwriting"),
+        (["--model=text_predictor", "--dataset=ptb_char", "--vocab_size=49"], "vocab_size=49 does not match dataset ptb_char"),
+        (["--units=0"], "units must be a positive integer"),
+        (["--num_window_gaussians=-2"], "num_window_gaussians must be a positive integer"),
+        (["--lstm_clip=-1"], "lstm_clip must be >= 0"),
+    ],
+)
+def test_bad_configuration_is_refused_with_a_clear_message(args, message):
+    with pytest.raises(ValueError, match=message):
+        spec_from_flagfile(*args)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model=handwriting_predictor", "--dataset=ptb_word"], "bad configuration: model handwriting_predictor models handwriting"),
+        (["--model=lstm"], "value should be one of"),
+        (["--flagfile=does/not/exist.cfg"], "does/not/exist.cfg"),
+    ],
+)
+def test_bad_configuration_on_the_command_line_exits_with_the_message(args, message):
+    result = run_train(*args, "--dry_run")
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_path_names_the_shipped_configs_when_unknown():
+    with pytest.raises(FileNotFoundError, match="iam_synthesis"):
+        experiment.config_path("no_such_experiment")
