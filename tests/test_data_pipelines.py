@@ -1,0 +1,121 @@
+"""Input pipelines: null input, normalisation, text encoding, padding, stream segments."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from graves_tf import alphabet  # noqa: E402
+from graves_tf.data import Vocabulary, handwriting_batches, sentence_batches, stream_segments  # noqa: E402
+from graves_tf.models import HandwritingSynthesizer, TextPredictor  # noqa: E402
+
+
+def iam_like(lengths, texts, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for n in lengths:
+        strokes = np.concatenate([rng.normal(3.0, 20.0, (n, 2)), rng.integers(0, 2, (n, 1))], axis=1)
+        lines.append(strokes.astype(np.float32))
+    dataset = tf.data.Dataset.from_generator(
+        lambda: ({"strokes": s, "text": t} for s, t in zip(lines, texts)),
+        output_signature={
+            "strokes": tf.TensorSpec((None, 3), tf.float32),
+            "text": tf.TensorSpec((), tf.string),
+        },
+    )
+    return dataset, lines
+
+
+def test_handwriting_batches_normalise_and_start_with_the_null_input():
+    dataset, lines = iam_like([6, 4, 9], ["Hello", "a 1!", "Mr . Gaitskell"])
+    mean, std = np.array([3.0, -1.0]), np.array([20.0, 5.0])
+    batches = list(
+        handwriting_batches(dataset, 3, mean, std, alphabet.PAPER, bucket_boundaries=None)
+    )
+    assert len(batches) == 1
+    batch = batches[0]
+    assert batch["inputs"].shape == (3, 9, 3) and batch["targets"].shape == (3, 9, 3)
+    np.testing.assert_array_equal(batch["lengths"], [6, 4, 9])
+    for i, strokes in enumerate(lines):
+        n = len(strokes)
+        expected = np.concatenate([(strokes[:, :2] - mean) / std, strokes[:, 2:]], axis=1)
+        np.testing.assert_allclose(batch["targets"][i, :n], expected, rtol=1e-6)
+        np.testing.assert_array_equal(batch["inputs"][i, 0], [0, 0, 0])  # null input x_1
+        np.testing.assert_allclose(batch["inputs"][i, 1:n], expected[:-1], rtol=1e-6)
+        np.testing.assert_array_equal(batch["targets"][i, n:], 0)  # padding
+    # Text in the paper's alphabet; digits and '!' become the non-letter label 0.
+    assert alphabet.PAPER.decode(batch["text"][1, : batch["text_lengths"][1]].numpy()) == "a ##"
+    np.testing.assert_array_equal(batch["text_lengths"], [5, 4, 14])
+
+
+def test_handwriting_batches_feed_the_synthesizer():
+    dataset, _ = iam_like([12, 30, 7, 25], ["ab", "c d e", "f", "the end"])
+    model = HandwritingSynthesizer(units=8, num_layers=2, num_mixtures=2, num_window_gaussians=2)
+    for batch in handwriting_batches(dataset, 2, [0, 0], [1, 1], alphabet.PAPER, bucket_boundaries=(20,)):
+        loss = model(batch)
+        assert loss.shape == (2,) and np.all(np.isfinite(loss))
+        assert batch["lengths"].numpy().max() == batch["inputs"].shape[1]
+
+
+def test_bucketing_groups_lines_of_similar_length():
+    dataset, _ = iam_like([5, 50, 6, 55, 7, 52], ["x"] * 6)
+    batches = list(handwriting_batches(dataset, 2, [0, 0], [1, 1], bucket_boundaries=(20,)))
+    widths = sorted(int(b["inputs"].shape[1]) for b in batches)
+    assert widths == [6, 7, 52, 55]  # short with short, long with long
+    assert "text" not in batches[0]
+
+
+def test_sentence_batches_end_every_sentence_and_start_with_null():
+    vocab = Vocabulary(["<eos>", "<unk>", "the", "cat"], end_of_line="<eos>", unknown="<unk>")
+    lines = tf.data.Dataset.from_tensor_slices(["the cat", "cat", "the dog the"])
+    batch = next(iter(sentence_batches(lines, vocab, "word", 3)))
+    np.testing.assert_array_equal(batch["targets"][0], [2, 3, 0, 0])
+    np.testing.assert_array_equal(batch["inputs"][0], [-1, 2, 3, -1])
+    np.testing.assert_array_equal(batch["targets"][2], [2, 1, 2, 0])  # dog -> <unk>
+    np.testing.assert_array_equal(batch["lengths"], [3, 2, 4])
+    model = TextPredictor(len(vocab), units=4)
+    assert model(batch).shape == (3,)
+
+
+def test_sentence_batches_refuse_unknown_symbols_without_an_unk():
+    vocab = Vocabulary(["a", "b", "\n"], end_of_line="\n")
+    lines = tf.data.Dataset.from_tensor_slices(["a b", "a c"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not in the vocabulary"):
+        list(sentence_batches(lines, vocab, "spaced_char", 1))
+
+
+def test_stream_segments_continue_each_row_and_reset_on_schedule():
+    ids = np.arange(1000) % 97
+    batch_size, length, reset_every = 4, 10, 3
+    segments = list(stream_segments(ids, batch_size, length, reset_every))
+    per_stream = (len(ids) - 1) // batch_size
+    assert len(segments) == per_stream // length
+    for k, seg in enumerate(segments):
+        assert seg["inputs"].shape == (batch_size, length)
+        assert bool(seg["reset"]) == (k % reset_every == 0)
+        for b in range(batch_size):
+            start = b * per_stream + k * length
+            np.testing.assert_array_equal(seg["targets"][b], ids[start + 1 : start + 1 + length])
+            np.testing.assert_array_equal(seg["inputs"][b, 1:], ids[start + 1 : start + length])
+            first = -1 if k % reset_every == 0 else ids[start]
+            assert seg["inputs"][b, 0] == first
+    # Row b of segment k+1 continues row b of segment k.
+    np.testing.assert_array_equal(segments[1]["inputs"][:, 0], segments[0]["targets"][:, -1])
+
+
+def test_stream_segments_resume_at_a_data_position():
+    ids = np.arange(500)
+    all_segments = list(stream_segments(ids, 2, 7, 5))
+    resumed = list(stream_segments(ids, 2, 7, 5, start_segment=4))
+    assert len(resumed) == len(all_segments) - 4
+    for a, b in zip(all_segments[4:], resumed):
+        np.testing.assert_array_equal(a["inputs"], b["inputs"])
+        assert int(a["segment"]) == int(b["segment"])
+
+
+def test_stream_too_short_is_a_clear_error():
+    with pytest.raises(ValueError, match="too short"):
+        stream_segments(np.arange(10), 4, 100)
