@@ -26,9 +26,14 @@ setup(
         "numpy>=1.26",
         "absl-py>=1.4",
         "matplotlib>=3.7",
+        "tqdm>=4.60",
+        # The `tfds build` command of tensorflow-datasets 4.9.x imports these at start-up.
+        "apache-beam>=2.50",
+        "mlcroissant>=1.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3"],
+        # tfds.testing (the builders' DatasetBuilderTestCase tests) needs dill.
+        "test": ["pytest>=7", "pytest-xdist>=3", "dill>=0.3"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

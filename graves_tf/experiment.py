@@ -98,6 +98,23 @@ flags.DEFINE_float(
     "adaptive_noise_init_std", 0.075, "Initial posterior std of adaptive weight noise."
 )
 
+# Data.
+flags.DEFINE_string(
+    "data_dir", None, "TFDS data dir holding the built datasets (default ~/tensorflow_datasets)."
+)
+flags.DEFINE_string(
+    "manual_dir", None, "Folder with the raw data files; the dataset is built from it if missing."
+)
+flags.DEFINE_enum(
+    "hutter_config",
+    "paper",
+    ["paper", "standard", "prefix"],
+    "enwik8 split: paper (96M/4M), standard (90M/5M/5M), prefix (a shorter file; not the benchmark).",
+)
+flags.DEFINE_integer(
+    "max_length", None, "Handwriting: cut lines to this many points (smoke runs); default: keep all."
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:

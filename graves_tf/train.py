@@ -1,7 +1,14 @@
 r"""Trains a network of the paper from a flagfile.
 
     python -m graves_tf.train --flagfile=graves_tf/configs/iam_synthesis.cfg \
-        --model_dir=runs/synthesis
+        --model_dir=runs/synthesis --manual_dir=../shared/data/iam-ondb
+
+The dataset is read with TFDS from --data_dir; when it is not built yet and
+--manual_dir holds the raw files, it is built first. Checkpoints go to
+MODEL_DIR/checkpoints (the latest three) and MODEL_DIR/best (best validation
+loss); TensorBoard logs to MODEL_DIR/train and MODEL_DIR/validation. Running
+the same command again resumes from the latest checkpoint. SIGTERM or Ctrl-C
+saves a checkpoint and exits.
 
 ``--dry_run`` builds the model, prints its summary and the experiment's
 settings, and ends with ``weights: N`` (the trainable weight count).
@@ -12,15 +19,30 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
-from graves_tf import experiment  # noqa: E402  (defines the model and training flags)
+from graves_tf import experiment  # noqa: E402  (defines the model, data and optimiser flags)
 from graves_tf.models import count_weights  # noqa: E402
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_bool("dry_run", False, "Build the model, print its summary and weight count, exit.")
 flags.DEFINE_string("model_dir", None, "Where checkpoints and TensorBoard logs go.")
+flags.DEFINE_integer("train_steps", 10000, "Train until this many updates in total.")
+flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy."
+)
+flags.DEFINE_string(
+    "init_from", None, "Start from the weights of another run (its model dir or a checkpoint path)."
+)
+flags.DEFINE_integer("checkpoint_every", 200, "Save a checkpoint every this many updates.")
+flags.DEFINE_integer("eval_every", 200, "Validate every this many updates (0: never).")
+flags.DEFINE_integer("eval_batches", 0, "Validation batches per evaluation (0: the whole split).")
+flags.DEFINE_integer("log_every", 10, "Write training scalars every this many updates.")
+flags.DEFINE_integer("sample_every", 0, "Handwriting: log a rendered sample every this many updates.")
+flags.DEFINE_integer("max_bad_steps", 5, "Consecutive non-finite updates before rolling back.")
+flags.DEFINE_integer("seed", 0, "Seed of the weights, data order and noise.")
+flags.DEFINE_bool("progress_bar", True, "Show a progress bar with rate and ETA.")
 
 
 def describe_experiment(spec):
@@ -42,6 +64,79 @@ def describe_experiment(spec):
     return "\n".join(lines)
 
 
+def run_training(spec):
+    import keras
+
+    from graves_tf import datasets, training
+    from graves_tf.optimizers import make_optimizer
+
+    if not FLAGS.model_dir:
+        sys.exit("--model_dir is required to train (checkpoints and logs go there)")
+    keras.utils.set_random_seed(FLAGS.seed)
+    try:
+        bundle = datasets.load_bundle(
+            spec,
+            FLAGS.batch_size,
+            data_dir=FLAGS.data_dir,
+            manual_dir=FLAGS.manual_dir,
+            segment_length=FLAGS.segment_length,
+            reset_every=FLAGS.reset_state_every,
+            hutter_config=FLAGS.hutter_config,
+            seed=FLAGS.seed,
+            max_length=FLAGS.max_length,
+        )
+    except (datasets.DatasetNotBuilt, ValueError) as error:
+        sys.exit(str(error))
+    strategy = training.make_strategy(FLAGS.strategy)
+    with strategy.scope():
+        model = experiment.build_model(spec)
+        optimizer = make_optimizer(FLAGS.optimizer, FLAGS.learning_rate, FLAGS.momentum)
+    config = training.TrainConfig(
+        model_dir=FLAGS.model_dir,
+        train_steps=FLAGS.train_steps,
+        checkpoint_every=FLAGS.checkpoint_every,
+        eval_every=FLAGS.eval_every,
+        eval_batches=FLAGS.eval_batches,
+        log_every=FLAGS.log_every,
+        max_bad_steps=FLAGS.max_bad_steps,
+        weight_noise=FLAGS.weight_noise,
+        adaptive_weight_noise=FLAGS.adaptive_weight_noise,
+        adaptive_noise_init_std=FLAGS.adaptive_noise_init_std,
+        num_training_sequences=bundle.num_training_sequences,
+        sample_every=FLAGS.sample_every,
+        progress_bar=FLAGS.progress_bar,
+        seed=FLAGS.seed,
+    )
+    sample_image_fn = None
+    if spec.kind == "handwriting" and FLAGS.sample_every:
+        from graves_tf.sampling import sample_image_fn as make_sample_image_fn
+
+        sample_image_fn = make_sample_image_fn(bundle.offset_mean, bundle.offset_std)
+    trainer = training.Trainer(
+        model,
+        optimizer,
+        config,
+        training.DataSource(bundle.make_epoch, FLAGS.batch_size),
+        validation_data=lambda: bundle.split_batches(bundle.validation_split),
+        strategy=strategy,
+        sample_image_fn=sample_image_fn,
+    )
+    resumed = trainer.restore()
+    if resumed is not None:
+        print(f"resumed from step {resumed}", flush=True)
+    elif FLAGS.init_from:
+        trainer.init_from(FLAGS.init_from)
+    try:
+        validation = trainer.fit()
+    except training.TrainingInterrupted:
+        return
+    step = int(trainer.step.numpy())
+    if validation is not None:
+        print(f"step {step}: validation loss {validation['loss']:.3f} nats per sequence, "
+              f"{validation['loss_per_step']:.4f} per step", flush=True)
+    logging.info("finished at step %d", step)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -49,16 +144,14 @@ def main(argv):
         spec = experiment.model_spec_from_flags(FLAGS)
     except ValueError as error:
         sys.exit(f"bad configuration: {error}")
-    model = experiment.build_model(spec)
-    model.summary()
-    print(describe_experiment(spec))
-    print(f"weights: {count_weights(model)}")
     if FLAGS.dry_run:
+        model = experiment.build_model(spec)
+        model.summary()
+        print(describe_experiment(spec))
+        print(f"weights: {count_weights(model)}")
         return
-    sys.exit(
-        "this version of graves_tf builds and checks models only; the training loop is "
-        "tracked in issue #4. Run with --dry_run."
-    )
+    print(describe_experiment(spec), flush=True)
+    run_training(spec)
 
 
 if __name__ == "__main__":

@@ -63,13 +63,12 @@ class Vocabulary:
 def tokenize_line(line, level):
     """Splits a line tensor into tokens: words on whitespace, or characters.
 
-    Character-level Penn Treebank lines are already space-separated characters
-    (``_`` between words); other character data is split into UTF-8 characters.
+    Character-level Penn Treebank lines are already whitespace-separated
+    characters (``_`` between words): ``spaced_char`` splits them like words;
+    ``char`` splits other text into UTF-8 characters.
     """
-    if level == "word":
+    if level in ("word", "spaced_char"):
         return tf.strings.split(line)
-    if level == "spaced_char":
-        return tf.strings.split(line, " ")
     if level == "char":
         return tf.strings.unicode_split(line, "UTF-8")
     raise ValueError(f"unknown level {level!r}; choose word, spaced_char or char")

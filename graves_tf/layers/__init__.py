@@ -7,6 +7,7 @@ from graves_tf.layers.mixture_density_head import (
     mixture_negative_log_likelihood,
     mixture_parameters,
     sample_mixture,
+    sample_mixture_from_noise,
 )
 from graves_tf.layers.peephole_lstm_cell import PeepholeLSTMCell
 from graves_tf.layers.skip_stack import SkipStack
@@ -22,5 +23,6 @@ __all__ = [
     "mixture_negative_log_likelihood",
     "mixture_parameters",
     "sample_mixture",
+    "sample_mixture_from_noise",
     "soft_window",
 ]

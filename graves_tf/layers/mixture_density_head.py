@@ -95,6 +95,46 @@ def mixture_negative_log_likelihood(y_hat, targets):
     return -log_mixture + bernoulli
 
 
+def sample_mixture_from_noise(y_hat, component_uniform, normal, end_uniform, bias=0.0):
+    """Eq. 23 sampled with given noise, the probability bias b of eqs. 61-62 applied.
+
+    Deterministic given its noise, so a caller with its own random source
+    (a stateless one in an exported graph, say) gets reproducible samples.
+
+    Args:
+        y_hat: ``(batch, 1 + 6M)`` raw outputs.
+        component_uniform: ``(batch,)`` U(0, 1) draws choosing the component
+            (inverse CDF of pi).
+        normal: ``(batch, 2)`` N(0, 1) draws for the bivariate Gaussian.
+        end_uniform: ``(batch,)`` U(0, 1) draws for the end-of-stroke Bernoulli.
+        bias: b >= 0, a float or ``(batch,)``.
+
+    Returns:
+        ``(batch, 3)`` = (dx, dy, end_of_stroke), end_of_stroke in {0, 1}.
+    """
+    dtype = y_hat.dtype
+    batch = ops.shape(y_hat)[0]
+    bias = ops.reshape(ops.broadcast_to(ops.cast(bias, dtype), (batch,)), (batch, 1))
+    params = mixture_parameters(y_hat, bias)
+    cdf = ops.cumsum(ops.exp(params["log_pi"]), axis=-1)
+    num_components = cdf.shape[-1]
+    below = ops.cast(cdf < ops.expand_dims(ops.cast(component_uniform, dtype), -1), "int32")
+    component = ops.minimum(ops.sum(below, axis=-1), num_components - 1)
+    pick = ops.one_hot(component, num_components, dtype=dtype)
+
+    def chosen(x):
+        return ops.sum(x * pick, axis=-1)
+
+    normal = ops.cast(normal, dtype)
+    mu1, mu2 = chosen(params["mu1"]), chosen(params["mu2"])
+    s1, s2 = ops.exp(chosen(params["log_sigma1"])), ops.exp(chosen(params["log_sigma2"]))
+    rho = chosen(params["rho"])
+    x1 = mu1 + s1 * normal[:, 0]
+    x2 = mu2 + s2 * (rho * normal[:, 0] + ops.sqrt(ops.maximum(1.0 - rho**2, 0.0)) * normal[:, 1])
+    end_of_stroke = ops.cast(ops.cast(end_uniform, dtype) < params["e"], dtype)
+    return ops.stack([x1, x2, end_of_stroke], axis=-1)
+
+
 def sample_mixture(y_hat, bias=0.0, seed=None):
     """Draws x_{t+1} ~ Pr(x_{t+1} | y_t) (eq. 23) with probability bias b (eqs. 61-62).
 
@@ -109,25 +149,14 @@ def sample_mixture(y_hat, bias=0.0, seed=None):
     """
     dtype = y_hat.dtype
     batch = ops.shape(y_hat)[0]
-    bias = ops.reshape(ops.broadcast_to(ops.cast(bias, dtype), (batch,)), (batch, 1))
-    params = mixture_parameters(y_hat, bias)
     component_seed, normal_seed, bernoulli_seed = _split_seed(seed)
-    num_components = params["mu1"].shape[-1]
-    component = keras.random.categorical(params["log_pi"], 1, seed=component_seed)[:, 0]
-    pick = ops.one_hot(component, num_components, dtype=dtype)
-
-    def chosen(x):
-        return ops.sum(x * pick, axis=-1)
-
-    normal = keras.random.normal((batch, 2), dtype=dtype, seed=normal_seed)
-    mu1, mu2 = chosen(params["mu1"]), chosen(params["mu2"])
-    s1, s2 = ops.exp(chosen(params["log_sigma1"])), ops.exp(chosen(params["log_sigma2"]))
-    rho = chosen(params["rho"])
-    x1 = mu1 + s1 * normal[:, 0]
-    x2 = mu2 + s2 * (rho * normal[:, 0] + ops.sqrt(ops.maximum(1.0 - rho**2, 0.0)) * normal[:, 1])
-    uniform = keras.random.uniform((batch,), dtype=dtype, seed=bernoulli_seed)
-    end_of_stroke = ops.cast(uniform < params["e"], dtype)
-    return ops.stack([x1, x2, end_of_stroke], axis=-1)
+    return sample_mixture_from_noise(
+        y_hat,
+        keras.random.uniform((batch,), dtype=dtype, seed=component_seed),
+        keras.random.normal((batch, 2), dtype=dtype, seed=normal_seed),
+        keras.random.uniform((batch,), dtype=dtype, seed=bernoulli_seed),
+        bias,
+    )
 
 
 def _split_seed(seed):

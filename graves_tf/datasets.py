@@ -1,0 +1,198 @@
+"""The paper's datasets as model batches: TFDS builders in, input pipelines out.
+
+The builders live in ``tfds_builders/``; this module prepares them (from
+``--manual_dir`` when the dataset is not built yet) and feeds their splits
+through :mod:`graves_tf.data`.
+"""
+
+import dataclasses
+import importlib
+import os
+import pathlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from graves_tf import alphabet as alphabet_lib
+from graves_tf.data import Vocabulary, handwriting_batches, sentence_batches, stream_segments
+
+BUILDERS = {  # dataset flag -> (builder package, TFDS name)
+    "iam_ondb": ("tfds_builders.iam_ondb", "iam_ondb"),
+    "ptb_char": ("tfds_builders.ptb", "ptb/char"),
+    "ptb_word": ("tfds_builders.ptb", "ptb/word"),
+    "enwik8": ("tfds_builders.hutter", "hutter/{hutter_config}"),
+}
+DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
+HANDWRITING_BUCKETS = (300, 450, 600, 750, 900, 1200)
+SENTENCE_BUCKETS = (10, 20, 30, 50, 80, 120)
+
+
+class DatasetNotBuilt(FileNotFoundError):
+    pass
+
+
+def builder_name(dataset, hutter_config="paper"):
+    if dataset not in BUILDERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(BUILDERS)}")
+    return BUILDERS[dataset][1].format(hutter_config=hutter_config)
+
+
+def build_command(dataset, data_dir, hutter_config="paper"):
+    """The ``tfds build`` command line that prepares ``dataset`` in ``data_dir``."""
+    package, name = BUILDERS[dataset]
+    folder = pathlib.Path(importlib.import_module(package).__file__).parent
+    config = name.format(hutter_config=hutter_config).partition("/")[2]
+    config_flag = f" --config={config}" if config else ""
+    return f"tfds build {folder}{config_flag} --manual_dir=<folder with the raw files> --data_dir={data_dir}"
+
+
+def prepare_builder(dataset, data_dir=None, manual_dir=None, hutter_config="paper"):
+    """The TFDS builder of ``dataset``, built from ``manual_dir`` first if it is not built yet."""
+    data_dir = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
+    name = builder_name(dataset, hutter_config)
+    importlib.import_module(BUILDERS[dataset][0])  # registers the builder
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+        return builder
+    if manual_dir is None:
+        raise DatasetNotBuilt(
+            f"dataset {name} is not built in {data_dir}. Build it with\n"
+            f"  {build_command(dataset, data_dir, hutter_config)}\n"
+            f"or pass --manual_dir=<folder with the raw files> to build it now."
+        )
+    manual_dir = os.path.expanduser(manual_dir)
+    if not os.path.isdir(manual_dir):
+        raise DatasetNotBuilt(f"--manual_dir {manual_dir} is not a folder (dataset {name})")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return builder
+
+
+@dataclasses.dataclass
+class DataBundle:
+    """What training and evaluation need of a dataset."""
+
+    kind: str  # "text" or "handwriting"
+    make_epoch: object  # epoch -> tf.data.Dataset of training batches
+    split_batches: object  # split name -> tf.data.Dataset of evaluation batches (in order)
+    num_training_sequences: int
+    vocabulary: Vocabulary | None = None
+    offset_mean: np.ndarray | None = None
+    offset_std: np.ndarray | None = None
+    validation_split: str = "validation"
+
+
+def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=None):
+    metadata = builder.info.metadata
+    mean = np.asarray(metadata["offset_mean"], np.float32)
+    std = np.asarray(metadata["offset_std"], np.float32)
+    num_train = builder.info.splits["train"].num_examples
+
+    def make_epoch(epoch):
+        return handwriting_batches(
+            builder.as_dataset(split="train", shuffle_files=False),
+            batch_size,
+            mean,
+            std,
+            alphabet,
+            bucket_boundaries=HANDWRITING_BUCKETS,
+            shuffle_buffer=num_train,
+            seed=seed + epoch,
+            max_length=max_length,
+            drop_remainder=True,
+        )
+
+    def split_batches(split):
+        return handwriting_batches(
+            builder.as_dataset(split=split, shuffle_files=False),
+            batch_size,
+            mean,
+            std,
+            alphabet,
+            bucket_boundaries=HANDWRITING_BUCKETS,
+            max_length=max_length,
+        )
+
+    return DataBundle("handwriting", make_epoch, split_batches, num_train, offset_mean=mean, offset_std=std)
+
+
+def text_vocabulary(builder):
+    symbols = list(builder.info.metadata["vocabulary"])
+    if "hutter" in builder.name:
+        return Vocabulary([bytes([int(b)]).decode("latin-1") for b in symbols])
+    end_of_line = "<eos>" if "<eos>" in symbols else "\n"
+    unknown = "<unk>" if "<unk>" in symbols else None
+    return Vocabulary(symbols, end_of_line=end_of_line, unknown=unknown)
+
+
+def text_stream(builder, split, vocabulary):
+    """All of a split as one id array, in order (lines followed by their end-of-line symbol)."""
+    if "hutter" in builder.name:
+        chunks = [np.asarray(ex["bytes"]) for ex in tfds.as_numpy(builder.as_dataset(split=split))]
+        data = np.concatenate(chunks) if chunks else np.zeros((0,), np.uint8)
+        byte_to_id = np.full(256, -1, np.int32)
+        for i, symbol in enumerate(vocabulary.symbols):
+            byte_to_id[symbol.encode("latin-1")[0]] = i
+        ids = byte_to_id[data]
+        if np.any(ids < 0):
+            raise ValueError(f"split {split} has bytes outside the vocabulary")
+        return ids
+    end_id = vocabulary.ids[vocabulary.end_of_line]
+    ids = []
+    for example in tfds.as_numpy(builder.as_dataset(split=split)):
+        ids.extend(vocabulary.encode(example["text"].decode("utf-8").split()))
+        ids.append(end_id)
+    return np.asarray(ids, np.int32)
+
+
+def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
+    vocabulary = text_vocabulary(builder)
+    level = "word" if builder.builder_config.name == "word" else "spaced_char"
+    num_lines = builder.info.splits["train"].num_examples
+    if segment_length:
+        streams = {}
+
+        def stream(split):
+            if split not in streams:
+                streams[split] = text_stream(builder, split, vocabulary)
+            return streams[split]
+
+        def make_epoch(epoch):
+            return stream_segments(stream("train"), batch_size, segment_length, reset_every)
+
+        def split_batches(split):
+            return stream_segments(stream(split), batch_size, segment_length, reset_every)
+
+        num_sequences = max(1, len(stream("train")) // segment_length)
+    else:
+
+        def lines(split):
+            return builder.as_dataset(split=split).map(lambda ex: ex["text"])
+
+        def make_epoch(epoch):
+            return sentence_batches(
+                lines("train"), vocabulary, level, batch_size, shuffle_buffer=num_lines,
+                seed=seed + epoch, bucket_boundaries=SENTENCE_BUCKETS, drop_remainder=True,
+            )
+
+        def split_batches(split):
+            return sentence_batches(lines(split), vocabulary, level, batch_size, bucket_boundaries=SENTENCE_BUCKETS)
+
+        num_sequences = num_lines
+    return DataBundle("text", make_epoch, split_batches, num_sequences, vocabulary=vocabulary)
+
+
+def load_bundle(spec, batch_size, data_dir=None, manual_dir=None, segment_length=0, reset_every=1,
+                hutter_config="paper", seed=0, max_length=None):
+    """The :class:`DataBundle` of an experiment's dataset (see ``graves_tf.experiment``)."""
+    builder = prepare_builder(spec.dataset, data_dir, manual_dir, hutter_config)
+    if spec.kind == "handwriting":
+        alphabet = alphabet_lib.PAPER if spec.model == "handwriting_synthesizer" else None
+        return handwriting_bundle(builder, batch_size, alphabet, seed, max_length)
+    bundle = text_bundle(builder, batch_size, segment_length, reset_every, seed)
+    if spec.vocab_size is not None and spec.vocab_size < len(bundle.vocabulary):
+        raise ValueError(
+            f"the model has vocab_size={spec.vocab_size} but dataset {builder.name} has "
+            f"{len(bundle.vocabulary)} symbols"
+        )
+    return bundle
+

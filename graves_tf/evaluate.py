@@ -1,0 +1,110 @@
+r"""Evaluates a trained model on a split, as the paper's tables report.
+
+    python -m graves_tf.evaluate --flagfile=graves_tf/configs/ptb_char.cfg \
+        --model_dir=runs/ptb_char --split=test [--dynamic]
+
+Text: bits per character, perplexity (2 to the bits per word) and next-step
+error rate; handwriting: mean log-loss in nats per sequence (eq. 26) and
+sum-squared error per point. ``--dynamic`` runs dynamic evaluation: each
+segment is predicted, then the weights take a gradient step on it.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from graves_tf import experiment  # noqa: E402  (defines the model and data flags)
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model_dir", None, "The training run to evaluate.")
+flags.DEFINE_string(
+    "checkpoint", "best", "best (lowest validation loss), latest, or a checkpoint path."
+)
+flags.DEFINE_string("split", "validation", "Which split: train, validation or test.")
+flags.DEFINE_bool("dynamic", False, "Dynamic evaluation (text): adapt the weights as the data is predicted.")
+flags.DEFINE_float("dynamic_learning_rate", 1e-4, "SGD learning rate of dynamic evaluation.")
+flags.DEFINE_integer(
+    "eval_batch_size", None, "Sequences per batch (default: --batch_size; dynamic: 1, a single stream)."
+)
+flags.DEFINE_integer("max_batches", 0, "Evaluate only this many batches (0: all).")
+flags.DEFINE_string("output_json", None, "Also write the metrics to this JSON file.")
+
+
+def checkpoint_path(model_dir, which):
+    import tensorflow as tf
+
+    if which in ("best", "latest"):
+        folders = ["best", "checkpoints"] if which == "best" else ["checkpoints"]
+        for folder in folders:
+            found = tf.train.latest_checkpoint(os.path.join(model_dir, folder))
+            if found:
+                return found
+        raise FileNotFoundError(f"no checkpoint in {model_dir} (looked in {', '.join(folders)})")
+    return which
+
+
+def word_end_ids(vocabulary, dataset):
+    """Ids that end a word, for perplexity per word."""
+    if dataset == "ptb_word":
+        return range(len(vocabulary))
+    return [vocabulary.ids[s] for s in ("_", "\n", " ") if s in vocabulary.ids]
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.model_dir:
+        sys.exit("--model_dir is required")
+    try:
+        spec = experiment.model_spec_from_flags(FLAGS)
+    except ValueError as error:
+        sys.exit(f"bad configuration: {error}")
+    import tensorflow as tf
+
+    from graves_tf import datasets, evaluation
+
+    if FLAGS.dynamic and spec.kind != "text":
+        sys.exit("--dynamic applies to text models")
+    batch_size = FLAGS.eval_batch_size or (1 if FLAGS.dynamic else FLAGS.batch_size)
+    segment_length = FLAGS.segment_length or (100 if FLAGS.dynamic else 0)
+    try:
+        bundle = datasets.load_bundle(
+            spec, batch_size, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+            segment_length=segment_length, reset_every=FLAGS.reset_state_every if FLAGS.segment_length else 10**9,
+            hutter_config=FLAGS.hutter_config, max_length=FLAGS.max_length,
+        )
+        path = checkpoint_path(FLAGS.model_dir, FLAGS.checkpoint)
+    except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:
+        sys.exit(str(error))
+    model = experiment.build_model(spec)
+    tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    batches = bundle.split_batches(FLAGS.split)
+    if spec.kind == "handwriting":
+        metrics = evaluation.evaluate_handwriting(model, batches, FLAGS.max_batches)
+        summary = f"log-loss {metrics['loss']:.1f} nats per sequence, SSE {metrics['sse_per_point']:.3f} per point"
+    else:
+        ends = word_end_ids(bundle.vocabulary, spec.dataset)
+        if FLAGS.dynamic:
+            metrics = evaluation.dynamic_evaluation(
+                model, batches, FLAGS.dynamic_learning_rate, word_end_ids=ends, max_batches=FLAGS.max_batches
+            )
+        else:
+            metrics = evaluation.evaluate_text(model, batches, word_end_ids=ends, max_batches=FLAGS.max_batches)
+        summary = f"{metrics['bits_per_symbol']:.4f} bits per symbol, error {100 * metrics['error_rate']:.1f}%"
+        if "perplexity" in metrics:
+            summary += f", perplexity {metrics['perplexity']:.1f}"
+    metrics.update(split=FLAGS.split, checkpoint=path, dynamic=FLAGS.dynamic)
+    print(f"{spec.dataset} {FLAGS.split}{' (dynamic)' if FLAGS.dynamic else ''}: {summary}")
+    print(json.dumps(metrics, indent=2, default=str))
+    if FLAGS.output_json:
+        with open(FLAGS.output_json, "w") as f:
+            json.dump(metrics, f, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    app.run(main)
