@@ -24,7 +24,10 @@ BUILDERS = {  # dataset flag -> (builder package, TFDS name)
 }
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
 HANDWRITING_BUCKETS = (300, 450, 600, 750, 900, 1200)
-SENTENCE_BUCKETS = (10, 20, 30, 50, 80, 120)
+SENTENCE_BUCKETS = {  # sentence lengths (in symbols) at which a new bucket starts
+    "word": (10, 20, 30, 50, 80),
+    "spaced_char": (60, 100, 140, 180, 240, 320),
+}
 
 
 class DatasetNotBuilt(FileNotFoundError):
@@ -171,11 +174,13 @@ def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
         def make_epoch(epoch):
             return sentence_batches(
                 lines("train"), vocabulary, level, batch_size, shuffle_buffer=num_lines,
-                seed=seed + epoch, bucket_boundaries=SENTENCE_BUCKETS, drop_remainder=True,
+                seed=seed + epoch, bucket_boundaries=SENTENCE_BUCKETS[level], drop_remainder=True,
             )
 
         def split_batches(split):
-            return sentence_batches(lines(split), vocabulary, level, batch_size, bucket_boundaries=SENTENCE_BUCKETS)
+            return sentence_batches(
+                lines(split), vocabulary, level, batch_size, bucket_boundaries=SENTENCE_BUCKETS[level]
+            )
 
         num_sequences = num_lines
     return DataBundle("text", make_epoch, split_batches, num_sequences, vocabulary=vocabulary)

@@ -195,6 +195,28 @@ def model_spec_from_flags(flag_values=flags.FLAGS):
     return ModelSpec(**{name: flag_values[name].value for name in fields})
 
 
+def config_settings(name, flag_values=flags.FLAGS):
+    """The settings of a shipped flagfile as ``{flag: value}``, without touching the flags' values."""
+    args = flag_values.read_flags_from_files([f"--flagfile={config_path(name)}"], force_gnu=False)
+    settings = {}
+    for arg in args:
+        key, _, text = arg[2:].partition("=")
+        if not text and key not in flag_values and key.startswith("no"):
+            settings[key[2:]] = False
+        elif not text:
+            settings[key] = True
+        else:
+            settings[key] = flag_values[key].parser.parse(text)
+    return settings
+
+
+def spec_from_config(name, flag_values=flags.FLAGS):
+    """The :class:`ModelSpec` of a shipped flagfile."""
+    settings = config_settings(name, flag_values)
+    fields = {f.name for f in dataclasses.fields(ModelSpec)}
+    return ModelSpec(**{key: value for key, value in settings.items() if key in fields})
+
+
 def config_path(name):
     """Path of a shipped flagfile by name (``"iam_synthesis"`` or ``"iam_synthesis.cfg"``)."""
     path = CONFIG_DIR / (name if name.endswith(".cfg") else name + ".cfg")

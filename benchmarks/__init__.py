@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.input_pipeline`, `python -m benchmarks.speed`."""
