@@ -27,6 +27,7 @@ setup(
         "absl-py>=1.4",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "tensorboard>=2.16",
         # The `tfds build` command of tensorflow-datasets 4.9.x imports these at start-up.
         "apache-beam>=2.50",
         "mlcroissant>=1.0",

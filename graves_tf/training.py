@@ -1,0 +1,424 @@
+"""The training loop behind ``python -m graves_tf.train``.
+
+One update: the teacher-forced loss of every sequence of the global batch,
+the gradient of their *sum* (so the derivative clipping of section 2.1 sees
+each sequence's own dL(x)/d(.)), scaled by 1 / global batch size, applied by
+the optimizer if the loss and the gradients are finite. Everything runs under
+a ``tf.distribute`` strategy; the step is a ``tf.function``.
+
+Checkpoints (``tf.train.CheckpointManager``) hold the model, the optimizer,
+the step, the data position (epoch and batch within it), the adaptive weight
+noise posterior and the best validation loss; the run resumes from the latest
+one. The best checkpoint by validation loss is kept apart in ``best/``.
+"""
+
+import dataclasses
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from graves_tf.weight_noise import AdaptiveWeightNoise, FixedWeightNoise
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model_dir: str
+    train_steps: int
+    checkpoint_every: int = 200
+    eval_every: int = 200
+    eval_batches: int = 0  # 0 = the whole validation split
+    log_every: int = 10
+    max_bad_steps: int = 5  # consecutive non-finite steps before rolling back
+    weight_noise: float = 0.0
+    adaptive_weight_noise: bool = False
+    adaptive_noise_init_std: float = 0.075
+    num_training_sequences: int = 0  # for the adaptive noise complexity cost
+    sample_every: int = 0
+    progress_bar: bool = True
+    seed: int = 0
+
+
+class DataSource:
+    """Batches for training: ``epoch(n)`` returns the n-th pass as a ``tf.data.Dataset``.
+
+    The trainer resumes a pass by skipping the batches it had consumed, so
+    ``epoch(n)`` must give the same batches in the same order each time it is
+    called with the same n (shuffle with a seed derived from n).
+
+    Args:
+        make_epoch: ``n -> tf.data.Dataset`` of batch dicts.
+        global_batch_size: sequences per update across all replicas.
+    """
+
+    def __init__(self, make_epoch, global_batch_size):
+        self.make_epoch = make_epoch
+        self.global_batch_size = global_batch_size
+
+
+def make_strategy(name):
+    """``default``, ``mirrored``, ``multi_worker`` or ``tpu``."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy {name!r}; choose default, mirrored, multi_worker or tpu")
+
+
+class TrainingInterrupted(Exception):
+    pass
+
+
+class Trainer:
+    """Runs updates, validation, checkpoints and logging for one model.
+
+    Build the model and optimizer inside ``strategy.scope()`` before creating
+    the trainer.
+
+    Args:
+        model: a :class:`graves_tf.models.SequenceModel`.
+        optimizer: a Keras optimizer.
+        config: a :class:`TrainConfig`.
+        train_data: a :class:`DataSource`.
+        validation_data: a function returning a ``tf.data.Dataset`` of batches, or None.
+        strategy: the ``tf.distribute`` strategy the model was built under.
+        sample_image_fn: ``model -> (H, W, C) uint8 image`` for TensorBoard, or None.
+    """
+
+    def __init__(self, model, optimizer, config, train_data, validation_data=None, strategy=None, sample_image_fn=None):
+        self.model = model
+        self.optimizer = optimizer
+        self.config = config
+        self.train_data = train_data
+        self.validation_data = validation_data
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.sample_image_fn = sample_image_fn
+        uses_noise = config.weight_noise or config.adaptive_weight_noise
+        if uses_noise and self.strategy is not tf.distribute.get_strategy():
+            raise ValueError(
+                "weight noise perturbs the weights in place and needs --strategy=default"
+            )
+        if config.weight_noise and config.adaptive_weight_noise:
+            raise ValueError("choose fixed weight noise or adaptive weight noise, not both")
+        with self.strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
+            self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch", trainable=False)
+            self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, name="batch_in_epoch", trainable=False)
+            self.best_validation = tf.Variable(math.inf, dtype=tf.float64, name="best_validation", trainable=False)
+            self.noise = None
+            if config.weight_noise:
+                self.noise = FixedWeightNoise(config.weight_noise, seed=config.seed)
+            elif config.adaptive_weight_noise:
+                if config.num_training_sequences < 1:
+                    raise ValueError("adaptive weight noise needs the number of training sequences")
+                self.noise = AdaptiveWeightNoise(
+                    model.trainable_variables,
+                    init_std=config.adaptive_noise_init_std,
+                    num_sequences=config.num_training_sequences,
+                    seed=config.seed,
+                )
+            # Create the optimizer's slots now, so a restore fills them directly.
+            self.optimizer.build(self._variables())
+        trackables = dict(
+            model=model,
+            optimizer=optimizer,
+            step=self.step,
+            epoch=self.epoch,
+            batch_in_epoch=self.batch_in_epoch,
+            best_validation=self.best_validation,
+        )
+        if isinstance(self.noise, AdaptiveWeightNoise):
+            trackables["weight_noise"] = self.noise
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=3
+        )
+        self.best_manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(config.model_dir, "best"), max_to_keep=1
+        )
+        self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
+        self.validation_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "validation"))
+        self._stop_signal = None
+        self._step = tf.function(self._distributed_step, reduce_retracing=True)
+        self._evaluate = tf.function(self._distributed_evaluate, reduce_retracing=True)
+
+    # -- state -------------------------------------------------------------
+
+    def restore(self):
+        """Restores the latest checkpoint, if any; returns the step it resumed from (or None)."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return None
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def init_from(self, path):
+        """Loads only the model weights of another run (its checkpoint file or model dir)."""
+        if tf.io.gfile.isdir(path):
+            found = tf.train.latest_checkpoint(os.path.join(path, "best")) or tf.train.latest_checkpoint(
+                os.path.join(path, "checkpoints")
+            )
+            if found is None:
+                raise FileNotFoundError(f"no checkpoint under {path} (looked in best/ and checkpoints/)")
+            path = found
+        tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
+        logging.info("initialised the model from %s", path)
+        return path
+
+    def save(self):
+        return self.manager.save(checkpoint_number=self.step)
+
+    # -- steps -------------------------------------------------------------
+
+    def _variables(self):
+        variables = list(self.model.trainable_variables)
+        if isinstance(self.noise, AdaptiveWeightNoise):
+            variables += list(self.noise.trainable_variables)
+        return variables
+
+    def _replica_gradients(self, batch, state):
+        model_vars = self.model.trainable_variables
+        saved = self.noise.perturb(model_vars) if self.noise is not None else None
+        with tf.GradientTape() as tape:
+            out = self.model.forward(batch, initial_state=state, training=True)
+            loss_sum = tf.reduce_sum(out["loss"])
+        grads = tape.gradient(loss_sum, model_vars)
+        if self.noise is not None:
+            self.noise.restore(model_vars, saved)
+        scale = 1.0 / self.train_data.global_batch_size
+        grads = [g * scale for g in grads]
+        if isinstance(self.noise, AdaptiveWeightNoise):
+            mu_grads, sigma_grads = self.noise.gradients(grads, saved, model_vars)
+            grads = list(mu_grads) + list(sigma_grads)
+        return loss_sum, grads, tf.linalg.global_norm(grads), out["final_state"], _num_steps(batch, out)
+
+    def _distributed_step(self, batch, state):
+        """Gradients on every replica; the update only if every replica's loss and gradients are finite."""
+        strategy = self.strategy
+        loss_sum, grads, grad_norm, final_state, num_steps = strategy.run(
+            self._replica_gradients, args=(batch, state)
+        )
+
+        def replica_is_bad(loss, norm):
+            return 1.0 - tf.cast(tf.math.is_finite(loss) & tf.math.is_finite(norm), tf.float32)
+
+        bad_replicas = strategy.reduce(
+            tf.distribute.ReduceOp.SUM, strategy.run(replica_is_bad, args=(loss_sum, grad_norm)), axis=None
+        )
+
+        def apply():
+            strategy.run(lambda g: self.optimizer.apply_gradients(zip(g, self._variables())), args=(grads,))
+            return tf.constant(True)
+
+        applied = tf.cond(bad_replicas > 0, lambda: tf.constant(False), apply)
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, num_steps, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.MEAN, grad_norm, axis=None),
+            applied,
+            final_state,
+        )
+
+    def _distributed_evaluate(self, batch):
+        def replica_fn(batch):
+            out = self.model.forward(batch)
+            return tf.reduce_sum(out["loss"]), tf.cast(tf.shape(out["loss"])[0], tf.float32), _num_steps(batch, out)
+
+        return self.strategy.run(replica_fn, args=(batch,))
+
+    def _reduce_sum(self, value):
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+    def _local(self, per_replica):
+        return self.strategy.experimental_local_results(per_replica)
+
+    def train_step(self, batch, state=None):
+        """One update. Returns ``(metrics, final_state, applied)``; a non-finite step is not applied."""
+        loss_sum, num_steps, grad_norm, applied, final_state = self._step(batch, state)
+        loss_sum, num_steps = float(loss_sum), float(num_steps)
+        metrics = {
+            "loss": loss_sum / self.train_data.global_batch_size,
+            "loss_per_step": loss_sum / max(num_steps, 1.0),
+            "gradient_norm": float(grad_norm),
+        }
+        return metrics, final_state, bool(applied)
+
+    def evaluate(self, max_batches=0):
+        """Mean loss per sequence and per step (nats) over the validation data."""
+        total, sequences, steps = 0.0, 0.0, 0.0
+        for i, batch in enumerate(self.validation_data()):
+            if max_batches and i >= max_batches:
+                break
+            loss, count, num_steps = self._evaluate(batch)
+            total += float(self._reduce_sum(loss))
+            sequences += float(self._reduce_sum(count))
+            steps += float(self._reduce_sum(num_steps))
+        if sequences == 0:
+            raise ValueError("the validation data is empty")
+        return {"loss": total / sequences, "loss_per_step": total / max(steps, 1.0)}
+
+    # -- the loop ------------------------------------------------------------
+
+    def _on_signal(self, signum, frame):
+        self._stop_signal = signum
+
+    def fit(self):
+        """Trains until ``config.train_steps``; returns the last validation metrics (or None)."""
+        config = self.config
+        previous_handlers = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            return self._fit(config)
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+            self.writer.flush()
+            self.validation_writer.flush()
+
+    def _fit(self, config):
+        progress = _Progress(config.train_steps, int(self.step.numpy()), enabled=config.progress_bar)
+        bad_steps = 0
+        validation = None
+        state = None
+        while int(self.step.numpy()) < config.train_steps:
+            epoch = int(self.epoch.numpy())
+            dataset = self.train_data.make_epoch(epoch).skip(int(self.batch_in_epoch.numpy()))
+            dataset = self.strategy.experimental_distribute_dataset(dataset)
+            consumed_any = False
+            for batch in dataset:
+                consumed_any = True
+                carries_state = "reset" in batch  # truncated BPTT over a stream
+                if carries_state:
+                    reset = batch.pop("reset")
+                    batch.pop("segment", None)
+                    if bool(np.any(self._local(reset)[0])):
+                        state = None
+                metrics, final_state, applied = self.train_step(batch, state)
+                self.batch_in_epoch.assign_add(1)
+                if not applied:
+                    bad_steps += 1
+                    logging.warning(
+                        "step %d: non-finite loss or gradient (loss %s, gradient norm %s); update skipped",
+                        int(self.step.numpy()), metrics["loss"], metrics["gradient_norm"],
+                    )
+                    if bad_steps >= config.max_bad_steps:
+                        self._roll_back(bad_steps)
+                        bad_steps, state = 0, None
+                        break
+                    continue
+                bad_steps = 0
+                state = final_state if carries_state else None
+                self.step.assign_add(1)
+                step = int(self.step.numpy())
+                progress.update(step, metrics)
+                if step % config.log_every == 0 or step == config.train_steps:
+                    self._log(self.writer, step, metrics)
+                if self.validation_data is not None and config.eval_every and (
+                    step % config.eval_every == 0 or step == config.train_steps
+                ):
+                    validation = self._validate(step)
+                if config.sample_every and self.sample_image_fn and step % config.sample_every == 0:
+                    self._log_sample(step)
+                if step % config.checkpoint_every == 0 or step == config.train_steps:
+                    self.save()
+                if self._stop_signal is not None:
+                    path = self.save()
+                    progress.close()
+                    print(f"stopped by signal {self._stop_signal} at step {step}; saved {path}", flush=True)
+                    raise TrainingInterrupted(step)
+                if step >= config.train_steps:
+                    break
+            else:
+                if not consumed_any:
+                    raise ValueError(f"epoch {epoch} of the training data is empty")
+                self.epoch.assign_add(1)
+                self.batch_in_epoch.assign(0)
+                state = None
+        progress.close()
+        return validation
+
+    def _roll_back(self, bad_steps):
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            raise FloatingPointError(
+                f"{bad_steps} consecutive non-finite steps and no checkpoint to roll back to"
+            )
+        self.checkpoint.restore(latest)
+        logging.warning(
+            "%d consecutive non-finite steps: rolled back to %s (step %d)", bad_steps, latest, int(self.step.numpy())
+        )
+        # Move past the batches that failed, so the same data does not fail again.
+        self.batch_in_epoch.assign_add(bad_steps)
+
+    def _validate(self, step):
+        metrics = self.evaluate(self.config.eval_batches)
+        self._log(self.validation_writer, step, metrics)
+        logging.info("step %d: validation loss %.3f nats per sequence", step, metrics["loss"])
+        if metrics["loss"] < float(self.best_validation.numpy()):
+            self.best_validation.assign(metrics["loss"])
+            self.best_manager.save(checkpoint_number=self.step)
+        return metrics
+
+    def _log(self, writer, step, metrics):
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+            if writer is self.writer:
+                tf.summary.scalar("learning_rate", float(np.asarray(self.optimizer.learning_rate)))
+                if isinstance(self.noise, AdaptiveWeightNoise):
+                    tf.summary.scalar("weight_noise_mean_std", float(self.noise.mean_sigma()))
+
+    def _log_sample(self, step):
+        image = self.sample_image_fn(self.model)
+        with self.writer.as_default(step=step):
+            tf.summary.image("sample", image[None], step=step)
+
+
+def _num_steps(batch, out):
+    if batch.get("lengths") is not None:
+        return tf.cast(tf.reduce_sum(batch["lengths"]), tf.float32)
+    if batch.get("mask") is not None:
+        return tf.reduce_sum(tf.cast(batch["mask"], tf.float32))
+    return tf.cast(tf.size(batch["targets"]) // _point_width(batch), tf.float32)
+
+
+def _point_width(batch):
+    targets = batch["targets"]
+    return targets.shape[-1] if targets.shape.rank == 3 else 1
+
+
+class _Progress:
+    """A tqdm progress bar with rate, ETA and the latest loss."""
+
+    def __init__(self, total, initial, enabled=True):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=1.0)
+        self.last = initial
+        self.started = time.time()
+
+    def update(self, step, metrics):
+        if self.bar is None:
+            return
+        self.bar.update(step - self.last)
+        self.last = step
+        self.bar.set_postfix(loss=f"{metrics['loss']:.2f}", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

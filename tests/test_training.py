@@ -1,0 +1,136 @@
+"""The training loop: learning, checkpoints and resume, NaN handling, strategies, weight noise."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from graves_tf import training  # noqa: E402
+from graves_tf.data import stream_segments  # noqa: E402
+from graves_tf.models import HandwritingPredictor, TextPredictor  # noqa: E402
+from graves_tf.optimizers import GravesRMSprop  # noqa: E402
+
+VOCAB, BATCH = 7, 4
+
+
+def periodic_stream(n=4000):
+    """A learnable text: a fixed period-7 pattern with a little noise."""
+    rng = np.random.default_rng(0)
+    ids = np.tile(np.array([0, 1, 2, 3, 4, 5, 6]), n // 7 + 1)[:n]
+    flips = rng.random(n) < 0.05
+    ids[flips] = rng.integers(0, VOCAB, flips.sum())
+    return ids
+
+
+def text_source(ids, segment=20, reset_every=5):
+    return training.DataSource(lambda epoch: stream_segments(ids, BATCH, segment, reset_every), BATCH)
+
+
+def make_trainer(tmp_path, train_steps, strategy=None, **config):
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        model = TextPredictor(VOCAB, units=16, num_layers=2)
+        optimizer = keras.optimizers.Adam(0.01)
+    ids = periodic_stream()
+    settings = dict(model_dir=str(tmp_path), train_steps=train_steps, checkpoint_every=5, eval_every=0,
+                    log_every=5, progress_bar=False)
+    settings.update(config)
+    return training.Trainer(
+        model,
+        optimizer,
+        training.TrainConfig(**settings),
+        text_source(ids),
+        validation_data=lambda: stream_segments(ids[:1000], BATCH, 20, 5),
+        strategy=strategy,
+    )
+
+
+def test_loss_falls_and_the_best_checkpoint_is_kept(tmp_path):
+    trainer = make_trainer(tmp_path, 60, eval_every=20)
+    before = trainer.evaluate()["loss_per_step"]
+    after = trainer.fit()["loss_per_step"]
+    assert after < 0.6 * before, (before, after)
+    assert tf.train.latest_checkpoint(tmp_path / "best") is not None
+    assert tf.train.latest_checkpoint(tmp_path / "checkpoints").endswith("-60")
+    assert os.listdir(tmp_path / "train")  # TensorBoard events
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    """A run stopped at step 10 and resumed to 20 equals a run straight to 20:
+    same step, data position and optimizer state."""
+    tf.config.experimental.enable_op_determinism()
+    straight = make_trainer(tmp_path / "straight", 20)
+    straight.fit()
+    first = make_trainer(tmp_path / "resumed", 10)
+    first.fit()
+    saved_optimizer = [v.numpy().copy() for v in first.optimizer.variables]
+    second = make_trainer(tmp_path / "resumed", 20)
+    assert second.restore() == 10
+    assert int(second.batch_in_epoch.numpy()) == 10
+    for saved, restored in zip(saved_optimizer, second.optimizer.variables):
+        np.testing.assert_array_equal(saved, restored.numpy())
+    second.fit()
+    for a, b in zip(straight.model.weights, second.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, caplog):
+    trainer = make_trainer(tmp_path, 5)
+    trainer.fit()  # a checkpoint at step 5
+    good = [w.numpy().copy() for w in trainer.model.weights]
+    batch = next(iter(stream_segments(periodic_stream(), BATCH, 20, 5)))
+    batch = {k: v for k, v in batch.items() if k not in ("reset", "segment")}
+    # A NaN in the weights makes the loss NaN: the update must not be applied.
+    poisoned = trainer.model.head.bias
+    poisoned.assign(tf.fill(poisoned.shape, np.nan))
+    metrics, _, applied = trainer.train_step(batch)
+    assert not applied and not np.isfinite(metrics["loss"])
+    assert np.all(np.isnan(poisoned.numpy()))
+    # Repeated failures inside fit() roll back to the last good checkpoint and go on.
+    trainer.config.train_steps = 8
+    trainer.fit()
+    assert int(trainer.step.numpy()) == 8
+    assert all(np.all(np.isfinite(w.numpy())) for w in trainer.model.weights)
+    assert any("rolled back" in r.getMessage() for r in caplog.records)
+    del good
+
+
+def test_mirrored_strategy_trains(tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    trainer = make_trainer(tmp_path, 3, strategy=strategy)
+    trainer.fit()
+    assert int(trainer.step.numpy()) == 3
+
+
+@pytest.mark.parametrize("noise", [{"weight_noise": 0.075}, {"adaptive_weight_noise": True, "num_training_sequences": 100}])
+def test_weight_noise_training_runs_and_leaves_clean_weights(tmp_path, noise):
+    trainer = make_trainer(tmp_path, 4, **noise)
+    trainer.fit()
+    assert int(trainer.step.numpy()) == 4
+    assert all(np.all(np.isfinite(w.numpy())) for w in trainer.model.weights)
+
+
+def test_graves_rmsprop_trains_a_handwriting_model(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(40, dtype=np.float32)
+    points = np.stack([np.sin(t / 3), np.cos(t / 3), (t % 8 == 7)], -1).astype(np.float32)
+    batch = {
+        "inputs": np.repeat(np.concatenate([np.zeros((1, 3), np.float32), points[:-1]])[None], BATCH, 0),
+        "targets": np.repeat(points[None], BATCH, 0) + rng.normal(0, 0.01, (BATCH, 40, 3)).astype(np.float32) * [1, 1, 0],
+        "lengths": np.full((BATCH,), 40, np.int32),
+    }
+    data = training.DataSource(lambda epoch: tf.data.Dataset.from_tensors(batch).repeat(5), BATCH)
+    model = HandwritingPredictor(units=16, num_layers=1, num_mixtures=2)
+    trainer = training.Trainer(
+        model, GravesRMSprop(learning_rate=1e-2),
+        training.TrainConfig(model_dir=str(tmp_path), train_steps=40, eval_every=0, progress_bar=False),
+        data,
+    )
+    first = float(np.mean(model(batch)))
+    trainer.fit()
+    assert float(np.mean(model(batch))) < first - 20.0
