@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from graves_tf.layers.peephole_lstm_cell import PeepholeLSTMCell
+from graves_tf.layers.scan import scan
 
 
 @keras.saving.register_keras_serializable(package="graves_tf")
@@ -177,36 +178,26 @@ class SkipStack(keras.layers.Layer):
         window_seq = None
         if self.conditioning is not None:
             cell, window_layer = self.cells[0], self.conditioning
-            num_chars = ops.shape(context["text_mask"])[1]
 
-            # ops.scan stacks the carry itself (its outputs must match the
-            # carry), so phi and phi_end ride along in the carry.
             def first_layer_and_window(carry, xs):
                 z_x, m = xs
-                lstm_state, window_state, _ = carry
+                lstm_state, window_state = carry
                 z = self._layer_input(0, z_x, None, window_state["w"])
                 h, new_lstm = cell.step(z, lstm_state)
-                _, new_window, extras = window_layer.step(h, window_state, context)
-                new_carry = keep_masked(m, (new_lstm, new_window, extras), carry)
-                return new_carry, new_carry
+                w, new_window, extras = window_layer.step(h, window_state, context)
+                new_carry = keep_masked(m, (new_lstm, new_window), carry)
+                return new_carry, (h, w, extras["phi"], extras["phi_end"])
 
-            no_phi = {
-                "phi": ops.zeros((batch_size, num_chars), dtype=self.compute_dtype),
-                "phi_end": ops.zeros((batch_size,), dtype=self.compute_dtype),
-            }
-            (last_lstm, last_window, _), (lstm_seq, window_seqs, phi_seqs) = ops.scan(
+            (last_lstm, last_window), (h_seq, window_seq, phi, phi_end) = scan(
                 first_layer_and_window,
-                (initial_state["lstm"][0], initial_state["window"], no_phi),
+                (initial_state["lstm"][0], initial_state["window"]),
                 (x_projection[0], mask_t),
             )
             final_state["lstm"][0] = last_lstm
             final_state["window"] = last_window
-            window_seq = window_seqs["w"]
-            hidden_seqs.append(lstm_seq[0])
+            hidden_seqs.append(h_seq)
             result.update(
-                window=batch_major(window_seq),
-                phi=batch_major(phi_seqs["phi"]),
-                phi_end=batch_major(phi_seqs["phi_end"]),
+                window=batch_major(window_seq), phi=batch_major(phi), phi_end=batch_major(phi_end)
             )
             first_layer = 1
 
@@ -217,14 +208,11 @@ class SkipStack(keras.layers.Layer):
 
             def layer_scan(carry, xs, cell=cell):
                 z, m = xs
-                _, new_state = cell.step(z, carry)
-                new_carry = keep_masked(m, new_state, carry)
-                return new_carry, new_carry
+                h, new_state = cell.step(z, carry)
+                return keep_masked(m, new_state, carry), h
 
-            final_state["lstm"][n], state_seq = ops.scan(
-                layer_scan, initial_state["lstm"][n], (z_seq, mask_t)
-            )
-            hidden_seqs.append(state_seq[0])
+            final_state["lstm"][n], h_seq = scan(layer_scan, initial_state["lstm"][n], (z_seq, mask_t))
+            hidden_seqs.append(h_seq)
         result["hidden"] = [batch_major(h) for h in hidden_seqs]
         result["final_state"] = final_state
         return result
