@@ -141,8 +141,11 @@ def text_stream(builder, split, vocabulary):
         return ids
     end_id = vocabulary.ids[vocabulary.end_of_line]
     ids = []
-    for example in tfds.as_numpy(builder.as_dataset(split=split)):
-        ids.extend(vocabulary.encode(example["text"].decode("utf-8").split()))
+    for line, example in enumerate(tfds.as_numpy(builder.as_dataset(split=split))):
+        try:
+            ids.extend(vocabulary.encode(example["text"].decode("utf-8").split()))
+        except ValueError as error:
+            raise ValueError(f"{builder.name} {split} line {line + 1}: {error}") from None
         ids.append(end_id)
     return np.asarray(ids, np.int32)
 

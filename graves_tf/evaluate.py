@@ -82,8 +82,11 @@ def main(argv):
     except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:
         sys.exit(str(error))
     model = experiment.build_model(spec)
-    tf.train.Checkpoint(model=model).restore(path).expect_partial()
-    batches = bundle.split_batches(FLAGS.split)
+    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    try:
+        batches = bundle.split_batches(FLAGS.split)
+    except (ValueError, KeyError) as error:
+        sys.exit(f"cannot read split {FLAGS.split!r}: {error}")
     if spec.kind == "handwriting":
         metrics = evaluation.evaluate_handwriting(model, batches, FLAGS.max_batches)
         summary = f"log-loss {metrics['loss']:.1f} nats per sequence, SSE {metrics['sse_per_point']:.3f} per point"

@@ -172,7 +172,7 @@ class Trainer:
             if found is None:
                 raise FileNotFoundError(f"no checkpoint under {path} (looked in best/ and checkpoints/)")
             path = found
-        tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
+        tf.train.Checkpoint(model=self.model).restore(path).expect_partial().assert_existing_objects_matched()
         logging.info("initialised the model from %s", path)
         return path
 

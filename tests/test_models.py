@@ -188,3 +188,18 @@ def test_output_derivatives_are_clipped_in_the_model():
     assert np.max(np.abs(clipped_bias_grad)) <= 0.5 * steps + 1e-4
     assert np.max(np.abs(raw_bias_grad)) > 0.5 * steps
     np.testing.assert_allclose(model(batch), unclipped(batch), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["text", "prediction", "synthesis"])
+def test_a_tensorflow_checkpoint_of_the_model_holds_every_weight(name, tmp_path):
+    """tf.train.Checkpoint(model=...) alone (as evaluation restores it) saves and restores all weights."""
+    rng = np.random.default_rng(5)
+    model, _ = tiny_models()[name]
+    randomize(model, rng)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    saved = [n for n, _ in tf.train.list_variables(path) if n.startswith("model/")]
+    assert len(saved) == len(model.trainable_weights)
+    fresh, _ = tiny_models()[name]
+    tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
+    for a, b in zip(model.weights, fresh.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -24,6 +24,10 @@ def train_args(tmp_path, *extra):
     ]
 
 
+def _shared_flag(arg):
+    return not arg.startswith(("--eval_every", "--noprogress_bar"))
+
+
 def test_sigterm_saves_and_a_restart_resumes(tmp_path):
     process = subprocess.Popen(
         train_args(tmp_path, "--train_steps=1000000", "--checkpoint_every=1000000"),
@@ -48,6 +52,13 @@ def test_sigterm_saves_and_a_restart_resumes(tmp_path):
     assert f"resumed from step {saved_step}" in result.stdout
     checkpoints = os.listdir(tmp_path / "run" / "checkpoints")
     assert any(name.startswith(f"ckpt-{saved_step + 3}.") for name in checkpoints), checkpoints
+    evaluation = subprocess.run(
+        [sys.executable, "-m", "graves_tf.evaluate", *[a for a in train_args(tmp_path)[3:] if _shared_flag(a)],
+         "--checkpoint=latest", "--split=train"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "bits per symbol" in evaluation.stdout and f"ckpt-{saved_step + 3}" in evaluation.stdout
 
 
 def test_a_dataset_not_built_names_the_tfds_build_command(tmp_path):

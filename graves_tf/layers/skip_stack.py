@@ -60,13 +60,18 @@ class SkipStack(keras.layers.Layer):
         if isinstance(conditioning, dict):
             conditioning = keras.saving.deserialize_keras_object(conditioning)
         self.conditioning = conditioning
-        self.cells = [
-            PeepholeLSTMCell(
+        # One attribute per cell (not a list): TensorFlow checkpoints track
+        # Layer attributes, but not the lists Keras 3 wraps.
+        for n in range(self.num_layers):
+            cell = PeepholeLSTMCell(
                 units, clip=clip, forget_bias=forget_bias, dtype=self.dtype_policy, name=f"lstm_{n + 1}"
             )
-            for n in range(self.num_layers)
-        ]
+            setattr(self, f"lstm_{n + 1}", cell)
         self.conditioning_dim = conditioning.output_dim if conditioning is not None else 0
+
+    @property
+    def cells(self):
+        return [getattr(self, f"lstm_{n + 1}") for n in range(self.num_layers)]
 
     def _rows(self, layer):
         """Kernel row ranges of ``x``, ``h^{n-1}`` and ``w`` in layer ``layer``'s input."""
