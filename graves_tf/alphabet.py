@@ -7,6 +7,10 @@ punctuation; :data:`PAPER` is our reading: the 52 letters, space, the three
 most frequent punctuation marks of the transcriptions (``.`` ``,`` ``'``) and
 the non-letter label, 57 symbols in all. Every other character (digits, ``!``,
 ``?``, ``-``, ...) maps to the non-letter label, which is id 0.
+
+:data:`FULL` keeps every character of the IAM-OnDB transcriptions (82 of
+them in the CSR lines of the archives) and sends anything else to id 0, 83
+symbols in all.
 """
 
 import string
@@ -61,3 +65,9 @@ class Alphabet:
 
 PAPER = Alphabet(NON_LETTER + " .,'" + string.ascii_uppercase + string.ascii_lowercase)
 assert len(PAPER) == 57
+
+IAM_CHARACTERS = " !\"#%&'()*+,-./0123456789:;?" + string.ascii_uppercase + "[]" + string.ascii_lowercase
+FULL = Alphabet("\ufffd" + IAM_CHARACTERS)  # id 0: a character outside the set
+assert len(FULL) == 83
+
+ALPHABETS = {"paper": PAPER, "full": FULL}

@@ -194,7 +194,7 @@ def load_bundle(spec, batch_size, data_dir=None, manual_dir=None, segment_length
     """The :class:`DataBundle` of an experiment's dataset (see ``graves_tf.experiment``)."""
     builder = prepare_builder(spec.dataset, data_dir, manual_dir, hutter_config)
     if spec.kind == "handwriting":
-        alphabet = alphabet_lib.PAPER if spec.model == "handwriting_synthesizer" else None
+        alphabet = alphabet_lib.ALPHABETS[spec.alphabet] if spec.model == "handwriting_synthesizer" else None
         return handwriting_bundle(builder, batch_size, alphabet, seed, max_length)
     bundle = text_bundle(builder, batch_size, segment_length, reset_every, seed)
     if spec.vocab_size is not None and spec.vocab_size < len(bundle.vocabulary):

@@ -19,7 +19,7 @@ MODELS = {
     "handwriting_predictor": HandwritingPredictor,
     "handwriting_synthesizer": HandwritingSynthesizer,
 }
-ALPHABETS = {"paper": alphabet_lib.PAPER}
+ALPHABETS = alphabet_lib.ALPHABETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,10 @@ flags.DEFINE_integer(
     "num_window_gaussians", 10, "Synthesis: K Gaussian functions in the soft window (eq. 46)."
 )
 flags.DEFINE_enum(
-    "alphabet", "paper", list(ALPHABETS), "Synthesis: the character set of the text (section 5.2)."
+    "alphabet",
+    "paper",
+    list(ALPHABETS),
+    "Synthesis: the character set of the text: paper (57 symbols, section 5.2) or full (83).",
 )
 flags.DEFINE_float(
     "lstm_clip",

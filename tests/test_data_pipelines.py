@@ -119,3 +119,10 @@ def test_stream_segments_resume_at_a_data_position():
 def test_stream_too_short_is_a_clear_error():
     with pytest.raises(ValueError, match="too short"):
         stream_segments(np.arange(10), 4, 100)
+
+
+def test_full_alphabet_keeps_digits_and_punctuation():
+    dataset, _ = iam_like([5], ["No. 9 (ok)!"])
+    batch = next(iter(handwriting_batches(dataset, 1, [0, 0], [1, 1], alphabet.FULL, bucket_boundaries=None)))
+    assert alphabet.FULL.decode(batch["text"][0].numpy()) == "No. 9 (ok)!"
+    assert len(alphabet.FULL) == 83 and alphabet.FULL.encode("é") == [0]
