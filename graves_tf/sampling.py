@@ -3,6 +3,12 @@
 Random draws are stateless, derived from an integer seed and the step
 number, so a seed reproduces a sample exactly, in process or in an exported
 graph.
+
+* :func:`sample_handwriting`: free-running prediction samples, or synthesis
+  samples of a text with the end-of-sequence rule of section 5.3, biased
+  (eqs. 61-62) and/or primed with real strokes (section 5.5).
+* :func:`sample_text`: text samples with a temperature, after a priming
+  string; temperature 0 is greedy.
 """
 
 import numpy as np
@@ -10,12 +16,13 @@ import tensorflow as tf
 
 from graves_tf.layers.mixture_density_head import sample_mixture_from_noise
 
+DEFAULT_STEPS_PER_CHARACTER = 40  # the paper: "the average letter occupying more than 25 timesteps"
+
 
 def step_noise(seed, step, batch_size, dtype=tf.float32):
     """The three draws of one sampling step: component uniform, 2 normals, end-of-stroke uniform."""
     seed = tf.cast(seed, tf.int64)
-    step = tf.cast(step, tf.int64)
-    base = 3 * step
+    base = 3 * tf.cast(step, tf.int64)
     return (
         tf.random.stateless_uniform((batch_size,), seed=tf.stack([seed, base]), dtype=dtype),
         tf.random.stateless_normal((batch_size, 2), seed=tf.stack([seed, base + 1]), dtype=dtype),
@@ -28,66 +35,162 @@ def finished_writing(phi, phi_end):
     return phi_end > tf.reduce_max(phi, axis=-1)
 
 
-def sample_handwriting(model, batch_size, max_steps, bias=0.0, seed=0, context=None, use_stop_rule=None):
-    """Free-running samples of a handwriting model.
+def sample_handwriting(
+    model,
+    batch_size,
+    max_steps,
+    bias=0.0,
+    seed=0,
+    context=None,
+    prime=None,
+    prime_lengths=None,
+    steps_per_character=DEFAULT_STEPS_PER_CHARACTER,
+    use_stop_rule=None,
+):
+    """Samples pen offsets from a handwriting model.
 
     Args:
         model: a HandwritingPredictor or HandwritingSynthesizer.
         batch_size: number of samples.
-        max_steps: steps to run (a cap when the stop rule is on).
-        bias: the probability bias b (eqs. 61-62).
-        seed: integer seed.
-        context: the synthesizer's text context (``model.window.context(...)``).
-        use_stop_rule: stop each sample by the rule of section 5.3; default:
-            on for a synthesizer.
+        max_steps: the most steps any sample runs after its priming.
+        bias: the probability bias b (eqs. 61-62), a float or ``(batch,)``.
+        seed: integer seed; the same seed gives the same samples.
+        context: the synthesizer's text context (``model.window.context(...)``);
+            for priming, the text is the priming text followed by the text
+            to write (section 5.5: c' = c + s).
+        prime: ``(batch, T, 3)`` normalised real offsets that the inputs are
+            clamped to for the first ``prime_lengths`` steps; None: no priming.
+        prime_lengths: ``(batch,)`` real steps of each priming sequence.
+        steps_per_character: synthesis: a sample stops after this many steps
+            per character of its text at the latest, even if the stop rule
+            never fires.
+        use_stop_rule: stop each sample by the rule of section 5.3 (default:
+            on for a synthesizer).
 
     Returns:
-        ``(strokes, lengths)``: ``(batch, max_steps, 3)`` normalised offsets
-        (zeros after a sample's end) and ``(batch,)`` lengths.
+        ``(strokes, lengths)``: ``(batch, max_steps, 3)`` normalised sampled
+        offsets (the priming part excluded; zeros after a sample's end) and
+        ``(batch,)`` the number of sampled steps of each.
     """
     if use_stop_rule is None:
         use_stop_rule = context is not None
     dtype = model.compute_dtype
-    bias = tf.cast(bias, dtype)
-    state = model.initial_state(batch_size)
-    x = tf.zeros((batch_size, 3), dtype)
-    outputs = tf.TensorArray(dtype, size=max_steps)
-    done = tf.zeros((batch_size,), tf.bool)
-    lengths = tf.fill((batch_size,), tf.cast(max_steps, tf.int32))
+    bias = tf.broadcast_to(tf.cast(bias, dtype), (batch_size,))
+    if prime is None:
+        prime = tf.zeros((batch_size, 1, 3), dtype)
+        prime_lengths = tf.zeros((batch_size,), tf.int32)
+    prime = tf.cast(prime, dtype)
+    prime_lengths = tf.cast(prime_lengths, tf.int32)
+    prime_steps = tf.shape(prime)[1]
+    cap = tf.fill((batch_size,), tf.cast(max_steps, tf.int32))
+    if context is not None:
+        text_lengths = tf.cast(tf.reduce_sum(context["text_mask"], axis=-1), tf.int32)
+        cap = tf.minimum(cap, steps_per_character * text_lengths)
+    total_steps = tf.reduce_max(prime_lengths) + max_steps
 
-    def body(t, x, state, done, lengths, outputs):
-        y_hat, new_state, extras = model.step(x, state, context)
-        x_next = sample_mixture_from_noise(y_hat, *step_noise(seed, t, batch_size, dtype), bias=bias)
-        if use_stop_rule:
-            stop = tf.logical_and(finished_writing(extras["phi"], extras["phi_end"]), tf.logical_not(done))
-            lengths = tf.where(stop, t, lengths)
-            done = tf.logical_or(done, stop)
-        x_next = tf.where(done[:, None], tf.zeros_like(x_next), x_next)
-        return t + 1, x_next, new_state, done, lengths, outputs.write(t, x_next)
+    # Iteration t reads x_{t+1} (x_1 is the null input) and emits x_{t+2}: the
+    # priming point prime[t] while t < prime_length, a sample afterwards.
+    def body(t, x, state, done, counts, outputs):
+        y_hat, state, extras = model.step(x, state, context)
+        sampled = sample_mixture_from_noise(y_hat, *step_noise(seed, t, batch_size, dtype), bias=bias)
+        priming = t < prime_lengths
+        x_next = tf.where(priming[:, None], tf.gather(prime, tf.minimum(t, prime_steps - 1), axis=1), sampled)
+        active = tf.logical_and(tf.logical_not(done), tf.logical_not(priming))
+        emit = active
+        if use_stop_rule:  # x_{t+1} ends the sequence: emit nothing more
+            emit = tf.logical_and(active, tf.logical_not(finished_writing(extras["phi"], extras["phi_end"])))
+        counts = counts + tf.cast(emit, tf.int32)
+        done = tf.logical_or(done, tf.logical_and(active, tf.logical_not(emit)))
+        done = tf.logical_or(done, counts >= cap)
+        written = tf.where(emit[:, None], sampled, tf.zeros_like(sampled))
+        return t + 1, x_next, state, done, counts, outputs.write(t, written)
 
-    def cond(t, x, state, done, lengths, outputs):
-        return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(done)))
+    def cond(t, x, state, done, counts, outputs):
+        return tf.logical_and(t < total_steps, tf.logical_not(tf.reduce_all(done)))
 
-    _, _, _, _, lengths, outputs = tf.while_loop(
-        cond, body, (tf.constant(0), x, state, done, lengths, outputs)
+    _, _, _, _, counts, outputs = tf.while_loop(
+        cond,
+        body,
+        (
+            tf.constant(0),
+            tf.zeros((batch_size, 3), dtype),
+            model.initial_state(batch_size),
+            cap <= 0,
+            tf.zeros((batch_size,), tf.int32),
+            tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=(batch_size, 3)),
+        ),
     )
-    strokes = tf.transpose(outputs.stack(), [1, 0, 2])
-    steps = tf.shape(strokes)[1]
-    strokes = tf.pad(strokes, [[0, 0], [0, max_steps - steps], [0, 0]])
-    return strokes, tf.minimum(lengths, steps)
+    emitted = tf.transpose(outputs.stack(), [1, 0, 2])  # (batch, iterations, 3)
+    emitted = tf.pad(emitted, [[0, 0], [0, 1], [0, 0]])  # at least one column to gather from
+    positions = tf.minimum(prime_lengths[:, None] + tf.range(max_steps)[None, :], tf.shape(emitted)[1] - 1)
+    strokes = tf.gather(emitted, positions, batch_dims=1)
+    keep = tf.range(max_steps)[None, :] < counts[:, None]
+    return tf.where(keep[..., None], strokes, tf.zeros_like(strokes)), counts
 
 
-def sample_image_fn(offset_mean, offset_std, text="the quick brown fox", max_steps=600, bias=0.5):
-    """A ``model -> PNG image array`` function for TensorBoard during training."""
+def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0):
+    """Samples ``num_steps`` symbols after a priming sequence.
+
+    Args:
+        model: a TextPredictor.
+        prime_ids: ``(batch, P)`` int ids fed first (P >= 0); the null input
+            starts the sequence.
+        num_steps: symbols to sample.
+        temperature: softmax temperature; 0 picks the most probable symbol (greedy).
+        seed: integer seed.
+
+    Returns:
+        ``(batch, num_steps)`` int32 sampled ids.
+    """
+    prime_ids = tf.cast(prime_ids, tf.int32)
+    batch_size = tf.shape(prime_ids)[0]
+    inputs = tf.concat([-tf.ones((batch_size, 1), tf.int32), prime_ids], axis=1)
+    state = model.initial_state(batch_size)
+    prime_length = tf.shape(inputs)[1]
+
+    def feed(t, state, logits):
+        logits, state, _ = model.step(inputs[:, t], state)
+        return t + 1, state, logits
+
+    vocab = model.vocab_size
+    _, state, logits = tf.while_loop(
+        lambda t, *_: t < prime_length, feed, (tf.constant(0), state, tf.zeros((batch_size, vocab), model.compute_dtype))
+    )
+    temperature = tf.cast(temperature, logits.dtype)
+
+    def body(t, state, logits, outputs):
+        noise = tf.random.stateless_uniform(
+            tf.shape(logits), seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(t, tf.int64)]),
+            minval=1e-20, maxval=1.0, dtype=logits.dtype,
+        )
+        gumbel = -tf.math.log(-tf.math.log(noise))
+        scaled = logits / tf.maximum(temperature, 1e-8) + gumbel
+        choice = tf.where(temperature > 0, tf.argmax(scaled, axis=-1), tf.argmax(logits, axis=-1))
+        choice = tf.cast(choice, tf.int32)
+        logits, state, _ = model.step(choice, state)
+        return t + 1, state, logits, outputs.write(t, choice)
+
+    _, _, _, outputs = tf.while_loop(
+        lambda t, *_: t < num_steps,
+        body,
+        (tf.constant(0), state, logits, tf.TensorArray(tf.int32, size=num_steps)),
+    )
+    return tf.transpose(outputs.stack(), [1, 0])
+
+
+def sample_image_fn(offset_mean, offset_std, text="the quick brown fox", max_steps=600, bias=0.5, alphabet=None):
+    """A ``model -> image array`` function rendering a sample, for TensorBoard during training."""
     from graves_tf import alphabet as alphabet_lib
     from graves_tf import drawing
+
+    alphabet = alphabet or alphabet_lib.PAPER
 
     def render(model):
         context = None
         if hasattr(model, "window"):
-            ids = tf.constant([alphabet_lib.PAPER.encode(text)], tf.int32)
+            ids = tf.constant([alphabet.encode(text)], tf.int32)
             context = model.window.context(ids, tf.ones_like(ids, dtype=model.compute_dtype))
-        strokes, lengths = sample_handwriting_compiled(model, 1, max_steps, bias, 0, context)
+        strokes, lengths = compiled_sampler(model)(1, max_steps, bias, 0, context)
         offsets = denormalise(strokes[0, : int(lengths[0])].numpy(), offset_mean, offset_std)
         return drawing.render_array(offsets, title=text if context is not None else None)
 
@@ -97,17 +200,22 @@ def sample_image_fn(offset_mean, offset_std, text="the quick brown fox", max_ste
 _COMPILED = {}
 
 
-def sample_handwriting_compiled(model, batch_size, max_steps, bias=0.0, seed=0, context=None):
-    """:func:`sample_handwriting` as a cached ``tf.function`` per model."""
+def compiled_sampler(model):
+    """:func:`sample_handwriting` as a ``tf.function`` cached per model:
+    ``(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None)``."""
     key = id(model)
     if key not in _COMPILED:
-        _COMPILED[key] = tf.function(
-            lambda b, s, ctx, n, steps: sample_handwriting(model, n, steps, b, s, ctx),
-            reduce_retracing=True,
+
+        @tf.function(reduce_retracing=True)
+        def sampler(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None):
+            return sample_handwriting(
+                model, batch_size, max_steps, bias, seed, context, prime=prime, prime_lengths=prime_lengths
+            )
+
+        _COMPILED[key] = lambda batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None: sampler(
+            batch_size, max_steps, tf.constant(bias, tf.float32), tf.constant(seed, tf.int64), context, prime, prime_lengths
         )
-    return _COMPILED[key](
-        tf.constant(bias, tf.float32), tf.constant(seed, tf.int64), context, batch_size, max_steps
-    )
+    return _COMPILED[key]
 
 
 def denormalise(offsets, offset_mean, offset_std):
