@@ -45,3 +45,148 @@ def render_array(offsets, title=None, width=8.0, line_width=1.5):
     buffer.seek(0)
     image = plt.imread(buffer)
     return (image * 255).astype(np.uint8)
+
+
+def smooth_path(points):
+    """An SVG path through ``points``: straight ends, quadratic curves through the midpoints."""
+    if len(points) == 1:
+        x, y = points[0]
+        return f"M{x:.2f},{y:.2f} l0.01,0"
+    commands = [f"M{points[0][0]:.2f},{points[0][1]:.2f}"]
+    for (x0, y0), (x1, y1) in zip(points[1:-1], points[2:]):
+        commands.append(f"Q{x0:.2f},{y0:.2f} {(x0 + x1) / 2:.2f},{(y0 + y1) / 2:.2f}")
+    commands.append(f"L{points[-1][0]:.2f},{points[-1][1]:.2f}")
+    return " ".join(commands)
+
+
+def lines_to_svg(lines, line_height=None, margin=40.0, stroke_width=2.5, scale=0.5):
+    """An SVG document of one or more lines of offsets, stacked down the page.
+
+    Args:
+        lines: list of ``(T, 3)`` offsets in whiteboard units (y pointing down).
+        line_height: vertical distance between lines (default: from the lines' extents).
+        scale: whiteboard units to SVG pixels.
+    """
+    placed, top, width = [], margin, 0.0
+    extents = []
+    for offsets in lines:
+        strokes = offsets_to_strokes(offsets)
+        points = np.concatenate(strokes) if strokes else np.zeros((1, 2))
+        extents.append((strokes, points.min(axis=0), points.max(axis=0)))
+    heights = [(hi - lo)[1] * scale for _, lo, hi in extents]
+    step = line_height if line_height is not None else max(heights + [1.0]) * 1.15
+    for strokes, lo, hi in extents:
+        paths = [smooth_path((s - lo) * scale + [margin, top]) for s in strokes]
+        placed.extend(paths)
+        width = max(width, (hi - lo)[0] * scale)
+        top += step
+    total_width, total_height = width + 2 * margin, top - step + max(heights + [1.0]) + margin
+    body = "\n".join(
+        f'  <path d="{d}" fill="none" stroke="black" stroke-width="{stroke_width}" '
+        'stroke-linecap="round" stroke-linejoin="round"/>'
+        for d in placed
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width:.0f}" height="{total_height:.0f}" '
+        f'viewBox="0 0 {total_width:.0f} {total_height:.0f}">\n'
+        f'  <rect width="100%" height="100%" fill="white"/>\n{body}\n</svg>\n'
+    )
+
+
+def save_lines(lines, path, **kwargs):
+    """Writes lines of offsets to ``path``: ``.svg`` as plain SVG, ``.png`` through matplotlib."""
+    path = str(path)
+    if path.lower().endswith(".svg"):
+        with open(path, "w") as f:
+            f.write(lines_to_svg(lines, **kwargs))
+        return path
+    if path.lower().endswith(".png"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(len(lines), 1, figsize=(10, 1.6 * len(lines)), squeeze=False)
+        for ax, offsets in zip(axes[:, 0], lines):
+            for stroke in offsets_to_strokes(offsets):
+                ax.plot(stroke[:, 0], -stroke[:, 1], "k-", linewidth=1.5, solid_capstyle="round")
+            ax.set_aspect("equal")
+            ax.axis("off")
+        figure.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
+        plt.close(figure)
+        return path
+    raise ValueError(f"output must end in .svg or .png, got {path!r}")
+
+
+def plot_attention(phi, text, path, offsets=None):
+    """The window weights phi(t, u) as a heat map (the paper's fig. 13), the writing above it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phi = np.asarray(phi)
+    rows = 2 if offsets is not None else 1
+    figure, axes = plt.subplots(rows, 1, figsize=(10, 2.5 * rows), squeeze=False)
+    if offsets is not None:
+        for stroke in offsets_to_strokes(offsets):
+            axes[0, 0].plot(stroke[:, 0], -stroke[:, 1], "k-", linewidth=1.2)
+        axes[0, 0].set_aspect("equal")
+        axes[0, 0].axis("off")
+    ax = axes[-1, 0]
+    ax.imshow(phi.T, aspect="auto", origin="lower", cmap="magma", interpolation="nearest")
+    ax.set_yticks(range(len(text)))
+    ax.set_yticklabels(list(text), fontsize=7)
+    ax.set_xlabel("timestep t")
+    ax.set_title("window weights phi(t, u)")
+    figure.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
+    plt.close(figure)
+    return path
+
+
+def plot_density(y_hat, offsets, offset_mean, offset_std, path, grid=200):
+    """Predicted pen-position densities summed over the sequence, and the mixture weights
+    over time (the paper's figs. 10 and 14).
+
+    Args:
+        y_hat: ``(T, 1 + 6M)`` outputs; step t predicts the offset from point t.
+        offsets: ``(T, 3)`` the sequence's offsets in whiteboard units (its points
+            place the predictions).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from graves_tf.layers.mixture_density_head import mixture_parameters
+
+    params = {k: np.asarray(v) for k, v in mixture_parameters(np.asarray(y_hat, np.float32)).items()}
+    mean, std = np.asarray(offset_mean), np.asarray(offset_std)
+    points = np.cumsum(np.asarray(offsets)[:, :2], axis=0)
+    origins = np.concatenate([np.zeros((1, 2)), points[:-1]])  # where each prediction starts from
+    lo, hi = points.min(axis=0) - 3 * std, points.max(axis=0) + 3 * std
+    xs, ys = np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid // 3)
+    gx, gy = np.meshgrid(xs, ys)
+    density = np.zeros_like(gx)
+    pi = np.exp(params["log_pi"])
+    for t in range(len(origins)):
+        mu_x = origins[t, 0] + params["mu1"][t] * std[0] + mean[0]
+        mu_y = origins[t, 1] + params["mu2"][t] * std[1] + mean[1]
+        s_x, s_y = np.exp(params["log_sigma1"][t]) * std[0], np.exp(params["log_sigma2"][t]) * std[1]
+        rho = params["rho"][t]
+        for j in np.flatnonzero(pi[t] > 1e-3):
+            zx, zy = (gx - mu_x[j]) / s_x[j], (gy - mu_y[j]) / s_y[j]
+            z = zx**2 + zy**2 - 2 * rho[j] * zx * zy
+            norm = 2 * np.pi * s_x[j] * s_y[j] * np.sqrt(1 - rho[j] ** 2)
+            density += pi[t, j] * np.exp(-z / (2 * (1 - rho[j] ** 2))) / norm
+    figure, axes = plt.subplots(2, 1, figsize=(10, 5))
+    axes[0].imshow(np.log1p(density / density.max() * 1e3), extent=(lo[0], hi[0], -hi[1], -lo[1]), aspect="equal", cmap="magma")
+    axes[0].set_title("predicted densities (summed over t)")
+    axes[0].axis("off")
+    axes[1].imshow(pi.T, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest")
+    axes[1].set_xlabel("timestep t")
+    axes[1].set_ylabel("component j")
+    axes[1].set_title("mixture weights pi(t, j)")
+    figure.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
+    plt.close(figure)
+    return path

@@ -35,19 +35,6 @@ flags.DEFINE_integer("max_batches", 0, "Evaluate only this many batches (0: all)
 flags.DEFINE_string("output_json", None, "Also write the metrics to this JSON file.")
 
 
-def checkpoint_path(model_dir, which):
-    import tensorflow as tf
-
-    if which in ("best", "latest"):
-        folders = ["best", "checkpoints"] if which == "best" else ["checkpoints"]
-        for folder in folders:
-            found = tf.train.latest_checkpoint(os.path.join(model_dir, folder))
-            if found:
-                return found
-        raise FileNotFoundError(f"no checkpoint in {model_dir} (looked in {', '.join(folders)})")
-    return which
-
-
 def word_end_ids(vocabulary, dataset):
     """Ids that end a word, for perplexity per word."""
     if dataset == "ptb_word":
@@ -66,7 +53,7 @@ def main(argv):
         sys.exit(f"bad configuration: {error}")
     import tensorflow as tf
 
-    from graves_tf import datasets, evaluation
+    from graves_tf import datasets, evaluation, run_dir
 
     if FLAGS.dynamic and spec.kind != "text":
         sys.exit("--dynamic applies to text models")
@@ -78,7 +65,7 @@ def main(argv):
             segment_length=segment_length, reset_every=FLAGS.reset_state_every if FLAGS.segment_length else 10**9,
             hutter_config=FLAGS.hutter_config, max_length=FLAGS.max_length,
         )
-        path = checkpoint_path(FLAGS.model_dir, FLAGS.checkpoint)
+        path = run_dir.checkpoint_path(FLAGS.model_dir, FLAGS.checkpoint)
     except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:
         sys.exit(str(error))
     model = experiment.build_model(spec)

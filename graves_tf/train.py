@@ -67,7 +67,7 @@ def describe_experiment(spec):
 def run_training(spec):
     import keras
 
-    from graves_tf import datasets, training
+    from graves_tf import datasets, run_dir, training
     from graves_tf.optimizers import make_optimizer
 
     if not FLAGS.model_dir:
@@ -121,6 +121,7 @@ def run_training(spec):
         strategy=strategy,
         sample_image_fn=sample_image_fn,
     )
+    run_dir.save_run_config(FLAGS.model_dir, spec, bundle)
     resumed = trainer.restore()
     if resumed is not None:
         print(f"resumed from step {resumed}", flush=True)

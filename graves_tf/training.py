@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from graves_tf import run_dir
 from graves_tf.weight_noise import AdaptiveWeightNoise, FixedWeightNoise
 
 
@@ -166,12 +167,7 @@ class Trainer:
     def init_from(self, path):
         """Loads only the model weights of another run (its checkpoint file or model dir)."""
         if tf.io.gfile.isdir(path):
-            found = tf.train.latest_checkpoint(os.path.join(path, "best")) or tf.train.latest_checkpoint(
-                os.path.join(path, "checkpoints")
-            )
-            if found is None:
-                raise FileNotFoundError(f"no checkpoint under {path} (looked in best/ and checkpoints/)")
-            path = found
+            path = run_dir.checkpoint_path(path, "best")
         tf.train.Checkpoint(model=self.model).restore(path).expect_partial().assert_existing_objects_matched()
         logging.info("initialised the model from %s", path)
         return path

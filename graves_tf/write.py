@@ -1,0 +1,213 @@
+r"""Writes text as handwriting with a trained synthesis network.
+
+    python -m graves_tf.write "Hello world" --model_dir=runs/synthesis -o hello.svg
+    python -m graves_tf.write "Two lines\nof text" --bias=1 --seed=3 -o page.png --plot=attention
+    python -m graves_tf.write "In my own hand" --prime_strokes=me.json --prime_text="the quick fox" -o me.svg
+
+Long text is wrapped at --width characters; every line after the first is
+primed with the first (section 5.5), so the page keeps one style. With
+--prime_id (a line of the built IAM-OnDB dataset) or --prime_strokes (your own
+pen trace) every line is primed with that style instead.
+
+--prime_strokes takes a JSON file: a list of strokes, each a list of [x, y]
+pen positions (y pointing down, any units: they are rescaled so the trace's
+median step matches the training data's), or {"strokes": [...]} with the same
+content; or a .npy array of (dx, dy, end_of_stroke) offsets in whiteboard units.
+"""
+
+import json
+import os
+import sys
+import textwrap
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from graves_tf import experiment  # noqa: E402,F401  (defines --data_dir, used by --prime_id)
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model_dir", None, "A synthesis training run (default: the shipped model).")
+flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
+flags.DEFINE_string("output", "handwriting.svg", "Output file, .svg or .png.", short_name="o")
+flags.DEFINE_float("bias", 0.5, "Probability bias b (eqs. 61-62): 0 unbiased, larger is neater.")
+flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same page.")
+flags.DEFINE_integer("width", 50, "Wrap lines at this many characters.")
+flags.DEFINE_integer("steps_per_character", 40, "Stop a line after this many pen points per character.")
+flags.DEFINE_string("prime_id", None, "Imitate the style of this IAM-OnDB line (e.g. a01-000u-01).")
+flags.DEFINE_string("prime_strokes", None, "Imitate your own pen trace (JSON or .npy, see above).")
+flags.DEFINE_string("prime_text", None, "What --prime_strokes says.")
+flags.DEFINE_enum("plot", None, ["attention", "density"], "Also save this picture of the first line.")
+
+
+class WriteError(ValueError):
+    pass
+
+
+def check_text(text, alphabet):
+    """Refuses characters the model cannot write, naming them."""
+    from graves_tf.alphabet import IAM_CHARACTERS
+
+    unknown = [c for c in dict.fromkeys(text) if c not in IAM_CHARACTERS and c != "\n"]
+    if unknown:
+        raise WriteError(
+            f"cannot write {''.join(unknown)!r}: the model knows the characters of IAM-OnDB, "
+            f"{IAM_CHARACTERS!r}"
+            + ("; with the paper's alphabet, digits and most punctuation are written as some "
+               "non-letter" if len(alphabet) == 57 else "")
+        )
+
+
+def wrap(text, width):
+    lines = []
+    for paragraph in text.split("\n"):
+        lines.extend(textwrap.wrap(paragraph, width) or [""])
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise WriteError("nothing to write")
+    return lines
+
+
+def load_prime_strokes(path, offset_std):
+    """A user's pen trace -> (T, 3) offsets in whiteboard units."""
+    import numpy as np
+
+    if path.endswith(".npy"):
+        offsets = np.load(path).astype(np.float64)
+        if offsets.ndim != 2 or offsets.shape[1] != 3:
+            raise WriteError(f"{path}: expected an array of shape (T, 3), got {offsets.shape}")
+        return offsets
+    with open(path) as f:
+        data = json.load(f)
+    strokes = data["strokes"] if isinstance(data, dict) else data
+    try:
+        strokes = [np.asarray(s, np.float64).reshape(-1, 2) for s in strokes if len(s)]
+    except (TypeError, ValueError) as error:
+        raise WriteError(f"{path}: strokes must be lists of [x, y] points ({error})") from None
+    if not strokes:
+        raise WriteError(f"{path}: no strokes")
+    points = np.concatenate(strokes)
+    ends = np.zeros(len(points))
+    ends[np.cumsum([len(s) for s in strokes]) - 1] = 1
+    offsets = np.concatenate([np.zeros((1, 2)), np.diff(points, axis=0)])
+    steps = np.linalg.norm(offsets[1:][ends[:-1] == 0], axis=1)
+    typical = np.median(steps[steps > 0]) if np.any(steps > 0) else 1.0
+    offsets *= 0.5 * float(np.mean(offset_std)) / typical  # training data: median step ~ half a std
+    return np.concatenate([offsets, ends[:, None]], axis=1)
+
+
+def find_iam_line(line_id, data_dir):
+    import tensorflow_datasets as tfds
+
+    from graves_tf import datasets
+
+    builder = datasets.prepare_builder("iam_ondb", data_dir)
+    for split in builder.info.splits:
+        for example in tfds.as_numpy(builder.as_dataset(split=split)):
+            if example["id"].decode() == line_id:
+                return example["strokes"].astype("float64"), example["text"].decode()
+    raise WriteError(f"no line {line_id!r} in {builder.data_dir}")
+
+
+def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, steps_per_character=40):
+    """Samples every line; returns (list of (T, 3) offsets in whiteboard units, first line's sample)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from graves_tf import alphabet as alphabet_lib
+    from graves_tf import sampling
+
+    alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
+    mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
+    sampler = sampling.compiled_sampler(model)
+
+    def sample(texts, prime_offsets, prime_text):
+        full = [(prime_text + " " + t) if prime_text else t for t in texts]
+        ids = [alphabet.encode(t) for t in full]
+        width = max(len(i) for i in ids)
+        text = np.zeros((len(ids), width), np.int32)
+        mask = np.zeros((len(ids), width), np.float32)
+        for row, i in enumerate(ids):
+            text[row, : len(i)], mask[row, : len(i)] = i, 1
+        context = model.window.context(tf.constant(text), tf.constant(mask))
+        max_steps = steps_per_character * width
+        if prime_offsets is None:
+            strokes, counts = sampler(len(texts), max_steps, bias, seed, context)
+        else:
+            normalised = prime_offsets.copy()
+            normalised[:, :2] = (normalised[:, :2] - mean) / std
+            primes = np.repeat(normalised[None].astype(np.float32), len(texts), axis=0)
+            lengths = np.full((len(texts),), len(normalised), np.int32)
+            strokes, counts = sampler(len(texts), max_steps, bias, seed, context, tf.constant(primes), tf.constant(lengths))
+        return [sampling.denormalise(s[:n], mean, std) for s, n in zip(strokes.numpy(), counts.numpy())]
+
+    if prime is not None:
+        return sample(lines, prime, prime_text)
+    first = sample(lines[:1], None, None)
+    if len(lines) == 1:
+        return first
+    return first + sample(lines[1:], first[0], lines[0])
+
+
+def save_plot(kind, model, config, text, offsets, path):
+    import numpy as np
+
+    from graves_tf import alphabet as alphabet_lib
+    from graves_tf import drawing
+
+    alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
+    mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
+    normalised = offsets.copy()
+    normalised[:, :2] = (normalised[:, :2] - mean) / std
+    inputs = np.concatenate([np.zeros((1, 3)), normalised[:-1]])[None].astype(np.float32)
+    batch = {"inputs": inputs, "targets": normalised[None].astype(np.float32),
+             "text": np.asarray([alphabet.encode(text)], np.int32)}
+    out = model.forward(batch)
+    if kind == "attention":
+        return drawing.plot_attention(out["phi"][0].numpy(), text, path, offsets)
+    return drawing.plot_density(out["outputs"][0].numpy(), offsets, mean, std, path)
+
+
+def main(argv):
+    text = "\n".join(argv[1:]).replace("\\n", "\n")
+    if not text.strip():
+        raise app.UsageError('give the text to write: python -m graves_tf.write "Hello world" -o hello.svg')
+    from graves_tf import drawing, run_dir
+
+    if FLAGS.model_dir is None:
+        sys.exit(
+            "no shipped model in this version of graves_tf yet; pass --model_dir of a "
+            "trained handwriting synthesis run (python -m graves_tf.train --flagfile=graves_tf/configs/iam_synthesis.cfg)"
+        )
+    try:
+        model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+        if config["spec"]["model"] != "handwriting_synthesizer":
+            raise WriteError(f"{FLAGS.model_dir} holds a {config['spec']['model']}, not a handwriting synthesizer")
+        from graves_tf import alphabet as alphabet_lib
+
+        check_text(text, alphabet_lib.ALPHABETS[config["spec"]["alphabet"]])
+        lines = wrap(text, FLAGS.width)
+        prime, prime_text = None, None
+        if FLAGS.prime_id and FLAGS.prime_strokes:
+            raise WriteError("give --prime_id or --prime_strokes, not both")
+        if FLAGS.prime_id:
+            prime, prime_text = find_iam_line(FLAGS.prime_id, FLAGS.data_dir)
+        elif FLAGS.prime_strokes:
+            if not FLAGS.prime_text:
+                raise WriteError("--prime_strokes needs --prime_text, what the strokes say")
+            check_text(FLAGS.prime_text, alphabet_lib.ALPHABETS[config["spec"]["alphabet"]])
+            prime, prime_text = load_prime_strokes(FLAGS.prime_strokes, config["offset_std"]), FLAGS.prime_text
+        written = write_lines(model, config, lines, FLAGS.bias, FLAGS.seed, prime, prime_text, FLAGS.steps_per_character)
+        drawing.save_lines(written, FLAGS.output)
+        print(f"wrote {len(lines)} line(s) to {FLAGS.output}")
+        if FLAGS.plot:
+            stem = os.path.splitext(FLAGS.output)[0]
+            path = save_plot(FLAGS.plot, model, config, lines[0], written[0], f"{stem}.{FLAGS.plot}.png")
+            print(f"wrote the {FLAGS.plot} map to {path}")
+    except (WriteError, FileNotFoundError) as error:
+        sys.exit(str(error))
+
+
+if __name__ == "__main__":
+    app.run(main)
