@@ -126,7 +126,10 @@ def run_training(spec):
     if resumed is not None:
         print(f"resumed from step {resumed}", flush=True)
     elif FLAGS.init_from:
-        trainer.init_from(FLAGS.init_from)
+        try:
+            trainer.init_from(FLAGS.init_from)
+        except FileNotFoundError as error:
+            sys.exit(str(error))
     try:
         validation = trainer.fit()
     except training.TrainingInterrupted:

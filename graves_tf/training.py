@@ -168,6 +168,8 @@ class Trainer:
         """Loads only the model weights of another run (its checkpoint file or model dir)."""
         if tf.io.gfile.isdir(path):
             path = run_dir.checkpoint_path(path, "best")
+        elif not tf.io.gfile.exists(path + ".index"):
+            raise FileNotFoundError(f"--init_from {path}: no checkpoint (give a run's model dir or a ckpt-N path)")
         tf.train.Checkpoint(model=self.model).restore(path).expect_partial().assert_existing_objects_matched()
         logging.info("initialised the model from %s", path)
         return path

@@ -133,3 +133,17 @@ def test_graves_rmsprop_trains_a_handwriting_model(tmp_path):
     first = float(np.mean(model(batch)))
     trainer.fit()
     assert float(np.mean(model(batch))) < first - 20.0
+
+
+def test_init_from_starts_with_another_runs_weights(tmp_path):
+    source = make_trainer(tmp_path / "source", 5)
+    source.fit()
+    target = make_trainer(tmp_path / "target", 5)
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(source.model.weights, target.model.weights))
+    path = target.init_from(str(tmp_path / "source"))
+    assert path.endswith("-5")
+    for a, b in zip(source.model.weights, target.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(target.step.numpy()) == 0  # only the weights come along
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        target.init_from(str(tmp_path / "empty"))
