@@ -117,7 +117,7 @@ def sample_handwriting(
             model.initial_state(batch_size),
             cap <= 0,
             tf.zeros((batch_size,), tf.int32),
-            tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=(batch_size, 3)),
+            tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=(_static(batch_size), 3)),
         ),
     )
     emitted = tf.transpose(outputs.stack(), [1, 0, 2])  # (batch, iterations, 3)
@@ -223,3 +223,7 @@ def denormalise(offsets, offset_mean, offset_std):
     offsets = np.array(offsets, dtype=np.float64)
     offsets[:, :2] = offsets[:, :2] * np.asarray(offset_std) + np.asarray(offset_mean)
     return offsets
+
+
+def _static(size):
+    return size if isinstance(size, int) else None

@@ -1,0 +1,41 @@
+r"""Exports a trained run as a SavedModel with sampling signatures.
+
+    python -m export --model_dir=runs/synthesis --output=exported/synthesis/1
+
+The version folder (``.../1``) is the layout TF Serving expects. See
+``export/saved_model.py`` for the signatures.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "The training run to export (default: the shipped model).")
+flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
+flags.DEFINE_string("output", None, "Where to write the SavedModel (e.g. exported/synthesis/1).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.output:
+        sys.exit("--output is required")
+    if FLAGS.model_dir is None:
+        sys.exit("no shipped model in this version of graves_tf yet; pass --model_dir of a training run")
+    from export.saved_model import export_run
+    from graves_tf import run_dir
+
+    try:
+        model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+        export_run(model, config, FLAGS.output)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(str(error))
+    print(f"exported {config['spec']['model']} from {config['checkpoint']} to {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)
