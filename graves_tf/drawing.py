@@ -190,3 +190,27 @@ def plot_density(y_hat, offsets, offset_mean, offset_std, path, grid=200):
     figure.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
     plt.close(figure)
     return path
+
+
+def plot_rows(rows, path, title=None):
+    """Labelled rows of handwriting, e.g. one text at several biases (the paper's fig. 16)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(rows), 1, figsize=(10, 1.3 * len(rows)), squeeze=False)
+    for ax, (label, offsets) in zip(axes[:, 0], rows):
+        for stroke in offsets_to_strokes(offsets):
+            ax.plot(stroke[:, 0], -stroke[:, 1], "k-", linewidth=1.2, solid_capstyle="round")
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
+    plt.close(figure)
+    return path

@@ -38,7 +38,12 @@ flags.DEFINE_integer("steps_per_character", 40, "Stop a line after this many pen
 flags.DEFINE_string("prime_id", None, "Imitate the style of this IAM-OnDB line (e.g. a01-000u-01).")
 flags.DEFINE_string("prime_strokes", None, "Imitate your own pen trace (JSON or .npy, see above).")
 flags.DEFINE_string("prime_text", None, "What --prime_strokes says.")
-flags.DEFINE_enum("plot", None, ["attention", "density"], "Also save this picture of the first line.")
+flags.DEFINE_enum(
+    "plot", None, ["attention", "density", "biases"],
+    "Also save a picture of the first line: its window weights (fig. 13), predicted densities "
+    "(figs. 10, 14), or samples at biases 0, 0.5, 1, 2 (fig. 16).",
+)
+BIAS_ROWS = (0.0, 0.5, 1.0, 2.0)
 
 
 class WriteError(ValueError):
@@ -150,12 +155,15 @@ def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, s
     return first + sample(lines[1:], first[0], lines[0])
 
 
-def save_plot(kind, model, config, text, offsets, path):
+def save_plot(kind, model, config, text, offsets, path, seed=0):
     import numpy as np
 
     from graves_tf import alphabet as alphabet_lib
     from graves_tf import drawing
 
+    if kind == "biases":
+        rows = [(f"b = {b:g}", write_lines(model, config, [text], b, seed)[0]) for b in BIAS_ROWS]
+        return drawing.plot_rows(rows, path, title=text)
     alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
     mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
     normalised = offsets.copy()
@@ -203,8 +211,8 @@ def main(argv):
         print(f"wrote {len(lines)} line(s) to {FLAGS.output}")
         if FLAGS.plot:
             stem = os.path.splitext(FLAGS.output)[0]
-            path = save_plot(FLAGS.plot, model, config, lines[0], written[0], f"{stem}.{FLAGS.plot}.png")
-            print(f"wrote the {FLAGS.plot} map to {path}")
+            path = save_plot(FLAGS.plot, model, config, lines[0], written[0], f"{stem}.{FLAGS.plot}.png", FLAGS.seed)
+            print(f"wrote the {FLAGS.plot} plot to {path}")
     except (WriteError, FileNotFoundError) as error:
         sys.exit(str(error))
 

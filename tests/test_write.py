@@ -89,3 +89,27 @@ def test_density_plot(tiny_run, tmp_path):
     offsets = write.write_lines(model, config, ["ab"], bias=1.0, seed=0)[0]
     path = write.save_plot("density", model, config, "ab", offsets, str(tmp_path / "d.png"))
     assert os.path.getsize(path) > 1000
+
+
+def test_bias_rows_plot(tiny_run, tmp_path):
+    model, config = run_dir.load_run(tiny_run)
+    path = write.save_plot("biases", model, config, "ab", None, str(tmp_path / "b.png"))
+    assert os.path.getsize(path) > 1000
+
+
+def test_prime_id_finds_a_line_of_the_built_dataset(tmp_path):
+    import pathlib
+
+    import tensorflow_datasets as tfds
+
+    from graves_tf import datasets
+
+    dummy = pathlib.Path(__file__).resolve().parents[1] / "tfds_builders" / "iam_ondb" / "dummy_data"
+    builder = datasets.prepare_builder("iam_ondb", str(tmp_path), str(dummy))
+    example = next(iter(tfds.as_numpy(builder.as_dataset(split="train"))))
+    line_id = example["id"].decode()
+    strokes, text = write.find_iam_line(line_id, str(tmp_path))
+    np.testing.assert_array_equal(strokes, example["strokes"])
+    assert text == example["text"].decode()
+    with pytest.raises(write.WriteError, match="no line"):
+        write.find_iam_line("zz-none", str(tmp_path))
