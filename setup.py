@@ -31,6 +31,8 @@ setup(
         # The `tfds build` command of tensorflow-datasets 4.9.x imports these at start-up.
         "apache-beam>=2.50",
         "mlcroissant>=1.0",
+        # tensorflow-datasets finds a builder's checksums.tsv and dummy_data/ with it.
+        "importlib_resources>=5",
     ],
     extras_require={
         # tfds.testing (the builders' DatasetBuilderTestCase tests) needs dill.

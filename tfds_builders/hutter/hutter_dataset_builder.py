@@ -196,14 +196,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     EXPECTED_MD5 = "a1fa5ffddb56f4953e226637dabbb36a"
     CHUNK_SIZE = 1_000_000
 
-    # tensorflow-datasets 4.9.10 finds `code_path` (and so checksums.tsv,
-    # README.md, CITATIONS.bib and dummy_data/) through the `importlib_resources`
-    # backport, which it only declares for Python < 3.9; without it the builder
-    # cannot even load its checksums. This file's own path is the same answer.
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        return epath.Path(__file__)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(

@@ -513,14 +513,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
 
-    # tensorflow-datasets 4.9.10 locates `code_path` (hence checksums.tsv,
-    # README.md, CITATIONS.bib, dummy_data/) through the `importlib_resources`
-    # backport, which it requires only on Python < 3.9, so the lookup fails
-    # without it; this file's own path is the same answer.
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        return epath.Path(__file__)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
