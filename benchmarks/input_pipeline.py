@@ -22,8 +22,8 @@ from graves_tf import datasets, experiment  # noqa: E402  (experiment defines --
 FLAGS = flags.FLAGS
 flags.DEFINE_string("manual_dir_iam", None, "Raw IAM-OnDB archives (skipped if not given).")
 flags.DEFINE_string("manual_dir_ptb", None, "Raw Penn Treebank files (skipped if not given).")
-flags.DEFINE_integer("batches", 50, "Batches timed per pipeline.")
-flags.DEFINE_integer("train_steps", 3, "Training steps timed per model (after one warm-up step).")
+flags.DEFINE_integer("pipeline_batches", 50, "Batches timed per pipeline.")
+flags.DEFINE_integer("timed_train_steps", 3, "Training steps timed per model (after one warm-up step).")
 flags.DEFINE_integer("pipeline_batch_size", 32, "Sequences per batch.")
 
 
@@ -71,10 +71,10 @@ def main(argv):
         spec = experiment.spec_from_config(config)
         bundle = datasets.load_bundle(spec, FLAGS.pipeline_batch_size, data_dir=FLAGS.data_dir, manual_dir=manual_dir)
         dataset = bundle.make_epoch(0)
-        seconds_per_batch = time_pipeline(dataset, FLAGS.batches)
+        seconds_per_batch = time_pipeline(dataset, FLAGS.pipeline_batches)
         batch = next(iter(dataset))
         model = experiment.build_model(spec)
-        seconds_per_step = time_train_step(model, batch, FLAGS.train_steps)
+        seconds_per_step = time_train_step(model, batch, FLAGS.timed_train_steps)
         width = int(batch["targets"].shape[1])
         rows.append((config, FLAGS.pipeline_batch_size, width, 1.0 / seconds_per_batch, seconds_per_step,
                      seconds_per_step / seconds_per_batch))

@@ -1,6 +1,6 @@
 r"""Sampling speed of the paper's synthesis network: steps per second, in process and from a SavedModel.
 
-    python -m benchmarks.sampling [--steps=300]
+    python -m benchmarks.sampling [--sampling_steps=300]
 
 The weights are random, with the window's step size set near zero so every
 sample runs the full number of steps (the speed does not depend on the
@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("steps", 300, "Sampling steps per call.")
-flags.DEFINE_integer("repeats", 2, "Timed calls per row (after one warm-up call).")
+flags.DEFINE_integer("sampling_steps", 300, "Sampling steps per call.")
+flags.DEFINE_integer("sampling_repeats", 2, "Timed calls per row (after one warm-up call).")
 
 
 def main(argv):
@@ -51,21 +51,21 @@ def main(argv):
             context = model.window.context(ids, tf.ones_like(ids, dtype=tf.float32))
 
             def in_process():
-                return sampler(batch, FLAGS.steps, 0.5, 0, context)[1]
+                return sampler(batch, FLAGS.sampling_steps, 0.5, 0, context)[1]
 
             def from_saved_model():
                 return saved.signatures["serving_default"](
                     text=tf.constant([text] * batch), bias=tf.fill([batch], 0.5),
-                    seed=tf.constant(0, tf.int64), max_steps=tf.constant(FLAGS.steps))["lengths"]
+                    seed=tf.constant(0, tf.int64), max_steps=tf.constant(FLAGS.sampling_steps))["lengths"]
 
             for name, fn in (("in process", in_process), ("SavedModel", from_saved_model)):
                 lengths = fn()  # warm-up: tracing
-                assert int(np.min(lengths)) == FLAGS.steps, lengths
+                assert int(np.min(lengths)) == FLAGS.sampling_steps, lengths
                 start = time.perf_counter()
-                for _ in range(FLAGS.repeats):
+                for _ in range(FLAGS.sampling_repeats):
                     fn().numpy()
-                seconds = (time.perf_counter() - start) / FLAGS.repeats
-                rows.append((name, batch, FLAGS.steps / seconds, batch * FLAGS.steps / seconds))
+                seconds = (time.perf_counter() - start) / FLAGS.sampling_repeats
+                rows.append((name, batch, FLAGS.sampling_steps / seconds, batch * FLAGS.sampling_steps / seconds))
     print(f"{'sampler':<12}{'batch':>6}{'steps/s':>10}{'points/s':>11}")
     for name, batch, steps, points in rows:
         print(f"{name:<12}{batch:>6}{steps:>10.0f}{points:>11.0f}")

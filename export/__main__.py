@@ -13,10 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --checkpoint, --output)
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "The training run to export (default: the shipped model).")
-flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
-flags.DEFINE_string("output", None, "Where to write the SavedModel (e.g. exported/synthesis/1).")
 
 
 def main(argv):

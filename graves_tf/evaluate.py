@@ -21,10 +21,6 @@ from graves_tf import experiment  # noqa: E402  (defines the model and data flag
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model_dir", None, "The training run to evaluate.")
-flags.DEFINE_string(
-    "checkpoint", "best", "best (lowest validation loss), latest, or a checkpoint path."
-)
 flags.DEFINE_string("split", "validation", "Which split: train, validation or test.")
 flags.DEFINE_bool("dynamic", False, "Dynamic evaluation (text): adapt the weights as the data is predicted.")
 flags.DEFINE_float("dynamic_learning_rate", 1e-4, "SGD learning rate of dynamic evaluation.")

@@ -101,6 +101,19 @@ flags.DEFINE_float(
     "adaptive_noise_init_std", 0.075, "Initial posterior std of adaptive weight noise."
 )
 
+# Runs (shared by train, evaluate, write and export, which may share a process).
+flags.DEFINE_string(
+    "model_dir", None, "The training run: where train writes checkpoints and logs, where the other tools read them."
+)
+flags.DEFINE_string(
+    "checkpoint", "best", "Which checkpoint to read: best (lowest validation loss), latest, or a path."
+)
+flags.DEFINE_string(
+    "output", None, "Where to write: write's .svg/.png file, export's SavedModel folder.", short_name="o"
+)
+
+flags.DEFINE_integer("seed", 0, "Random seed (train: weights, data order, noise; write: the samples).")
+
 # Data.
 flags.DEFINE_string(
     "data_dir", None, "TFDS data dir holding the built datasets (default ~/tensorflow_datasets)."

@@ -27,7 +27,6 @@ from graves_tf.models import count_weights  # noqa: E402
 FLAGS = flags.FLAGS
 
 flags.DEFINE_bool("dry_run", False, "Build the model, print its summary and weight count, exit.")
-flags.DEFINE_string("model_dir", None, "Where checkpoints and TensorBoard logs go.")
 flags.DEFINE_integer("train_steps", 10000, "Train until this many updates in total.")
 flags.DEFINE_enum(
     "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy."
@@ -41,7 +40,6 @@ flags.DEFINE_integer("eval_batches", 0, "Validation batches per evaluation (0: t
 flags.DEFINE_integer("log_every", 10, "Write training scalars every this many updates.")
 flags.DEFINE_integer("sample_every", 0, "Handwriting: log a rendered sample every this many updates.")
 flags.DEFINE_integer("max_bad_steps", 5, "Consecutive non-finite updates before rolling back.")
-flags.DEFINE_integer("seed", 0, "Seed of the weights, data order and noise.")
 flags.DEFINE_bool("progress_bar", True, "Show a progress bar with rate and ETA.")
 
 

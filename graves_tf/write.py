@@ -24,15 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from graves_tf import experiment  # noqa: E402,F401  (defines --data_dir, used by --prime_id)
+from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --output, --data_dir)
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model_dir", None, "A synthesis training run (default: the shipped model).")
-flags.DEFINE_string("checkpoint", "best", "best, latest, or a checkpoint path.")
-flags.DEFINE_string("output", "handwriting.svg", "Output file, .svg or .png.", short_name="o")
 flags.DEFINE_float("bias", 0.5, "Probability bias b (eqs. 61-62): 0 unbiased, larger is neater.")
-flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same page.")
 flags.DEFINE_integer("width", 50, "Wrap lines at this many characters.")
 flags.DEFINE_integer("steps_per_character", 40, "Stop a line after this many pen points per character.")
 flags.DEFINE_string("prime_id", None, "Imitate the style of this IAM-OnDB line (e.g. a01-000u-01).")
@@ -207,10 +203,11 @@ def main(argv):
             check_text(FLAGS.prime_text, alphabet_lib.ALPHABETS[config["spec"]["alphabet"]])
             prime, prime_text = load_prime_strokes(FLAGS.prime_strokes, config["offset_std"]), FLAGS.prime_text
         written = write_lines(model, config, lines, FLAGS.bias, FLAGS.seed, prime, prime_text, FLAGS.steps_per_character)
-        drawing.save_lines(written, FLAGS.output)
-        print(f"wrote {len(lines)} line(s) to {FLAGS.output}")
+        output = FLAGS.output or "handwriting.svg"
+        drawing.save_lines(written, output)
+        print(f"wrote {len(lines)} line(s) to {output}")
         if FLAGS.plot:
-            stem = os.path.splitext(FLAGS.output)[0]
+            stem = os.path.splitext(output)[0]
             path = save_plot(FLAGS.plot, model, config, lines[0], written[0], f"{stem}.{FLAGS.plot}.png", FLAGS.seed)
             print(f"wrote the {FLAGS.plot} plot to {path}")
     except (WriteError, FileNotFoundError) as error:

@@ -111,3 +111,16 @@ def test_bad_configuration_on_the_command_line_exits_with_the_message(args, mess
 def test_config_path_names_the_shipped_configs_when_unknown():
     with pytest.raises(FileNotFoundError, match="iam_synthesis"):
         experiment.config_path("no_such_experiment")
+
+
+def test_every_command_line_tool_can_share_one_process():
+    """Their absl flags do not collide (tests and notebooks import several)."""
+    code = (
+        "import importlib\n"
+        "for name in ['graves_tf.train', 'graves_tf.evaluate', 'graves_tf.write', 'export.__main__',"
+        " 'benchmarks.input_pipeline', 'benchmarks.sampling']:\n"
+        "    importlib.import_module(name)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
