@@ -17,7 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["graves_tf", "graves_tf.*", "tfds_builders", "tfds_builders.*", "export", "export.*"]),
-    package_data={"graves_tf": ["configs/*.cfg"]},
+    package_data={"graves_tf": ["configs/*.cfg", "pretrained/synthesis/*"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16,<2.22",

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.common import time_model_train_step  # noqa: E402
 from graves_tf import datasets, experiment  # noqa: E402  (experiment defines --data_dir)
 
 FLAGS = flags.FLAGS
@@ -36,27 +37,6 @@ def time_pipeline(dataset, batches):
     return (time.perf_counter() - start) / batches
 
 
-def time_train_step(model, batch, steps):
-    import keras
-    import tensorflow as tf
-
-    optimizer = keras.optimizers.Adam(1e-4)
-
-    @tf.function
-    def train_step(batch):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(model(batch)) / tf.cast(tf.shape(batch["targets"])[0], tf.float32)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    float(train_step(batch))  # warm-up: tracing
-    start = time.perf_counter()
-    for _ in range(steps):
-        float(train_step(batch))
-    return (time.perf_counter() - start) / steps
-
-
 def main(argv):
     del argv
     rows = []
@@ -74,7 +54,7 @@ def main(argv):
         seconds_per_batch = time_pipeline(dataset, FLAGS.pipeline_batches)
         batch = next(iter(dataset))
         model = experiment.build_model(spec)
-        seconds_per_step = time_train_step(model, batch, FLAGS.timed_train_steps)
+        seconds_per_step = time_model_train_step(model, batch, FLAGS.timed_train_steps)
         width = int(batch["targets"].shape[1])
         rows.append((config, FLAGS.pipeline_batch_size, width, 1.0 / seconds_per_batch, seconds_per_step,
                      seconds_per_step / seconds_per_batch))

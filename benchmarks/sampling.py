@@ -4,26 +4,31 @@ r"""Sampling speed of the paper's synthesis network: steps per second, in proces
 
 The weights are random, with the window's step size set near zero so every
 sample runs the full number of steps (the speed does not depend on the
-weights' values). Rows: batch 1 and 32, the compiled in-process sampler and
-the exported SavedModel's ``serving_default`` signature.
+weights' values). Rows: batch 1 and 32; the compiled in-process sampler,
+the same compiled by XLA, and the exported SavedModel's ``serving_default``
+signature; then the batch-1 bound that memory bandwidth sets (see
+:func:`bandwidth_bound`). `python -m benchmarks.speed` prints these rows too.
 """
 
 import os
 import tempfile
-import time
 import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.common import time_call  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sampling_steps", 300, "Sampling steps per call.")
 flags.DEFINE_integer("sampling_repeats", 2, "Timed calls per row (after one warm-up call).")
 
+TEXT = "the quick brown fox jumps over the lazy dog"
 
-def main(argv):
-    del argv
+
+def sampling_rows(num_steps, repeats, batch_sizes=(1, 32)):
+    """``[(sampler, batch, steps/s, points/s)]`` for the paper's synthesis network."""
     import numpy as np
     import tensorflow as tf
 
@@ -36,7 +41,6 @@ def main(argv):
     bias = model.window.bias.numpy()
     bias[2 * k :] = -12.0  # kappa barely moves: no sample stops early
     model.window.bias.assign(bias)
-    text = "the quick brown fox jumps over the lazy dog"
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         stats = types.SimpleNamespace(offset_mean=[0.0, 0.0], offset_std=[1.0, 1.0], vocabulary=None)
@@ -45,31 +49,63 @@ def main(argv):
         loaded_model, config = run_dir.load_run(folder)
         export_run(loaded_model, config, os.path.join(folder, "saved"))
         saved = tf.saved_model.load(os.path.join(folder, "saved"))
-        sampler = sampling.compiled_sampler(model)
-        for batch in (1, 32):
-            ids = tf.constant([alphabet.PAPER.encode(text)] * batch, tf.int32)
+        for batch in batch_sizes:
+            ids = tf.constant([alphabet.PAPER.encode(TEXT)] * batch, tf.int32)
             context = model.window.context(ids, tf.ones_like(ids, dtype=tf.float32))
 
-            def in_process():
-                return sampler(batch, FLAGS.sampling_steps, 0.5, 0, context)[1]
+            def in_process(jit_compile):
+                sampler = sampling.compiled_sampler(model, jit_compile=jit_compile)
+                return lambda: sampler(batch, num_steps, 0.5, 0, context)[1].numpy()
 
             def from_saved_model():
                 return saved.signatures["serving_default"](
-                    text=tf.constant([text] * batch), bias=tf.fill([batch], 0.5),
-                    seed=tf.constant(0, tf.int64), max_steps=tf.constant(FLAGS.sampling_steps))["lengths"]
+                    text=tf.constant([TEXT] * batch), bias=tf.fill([batch], 0.5),
+                    seed=tf.constant(0, tf.int64), max_steps=tf.constant(num_steps))["lengths"].numpy()
 
-            for name, fn in (("in process", in_process), ("SavedModel", from_saved_model)):
-                lengths = fn()  # warm-up: tracing
-                assert int(np.min(lengths)) == FLAGS.sampling_steps, lengths
-                start = time.perf_counter()
-                for _ in range(FLAGS.sampling_repeats):
-                    fn().numpy()
-                seconds = (time.perf_counter() - start) / FLAGS.sampling_repeats
-                rows.append((name, batch, FLAGS.sampling_steps / seconds, batch * FLAGS.sampling_steps / seconds))
-    print(f"{'sampler':<12}{'batch':>6}{'steps/s':>10}{'points/s':>11}")
+            for name, fn in (
+                ("in process", in_process(False)),
+                ("in process, XLA", in_process(True)),
+                ("SavedModel", from_saved_model),
+            ):
+                assert int(np.min(fn())) == num_steps  # no sample stopped early
+                seconds = time_call(fn, repeats)
+                rows.append((name, batch, num_steps / seconds, batch * num_steps / seconds))
+    bound, megabytes = bandwidth_bound(model)
+    rows.append((f"memory bound ({megabytes:.1f} MB)", 1, bound, bound))
+    return rows
+
+
+def bandwidth_bound(model, repeats=500):
+    """Steps per second if a step did nothing but read every weight once; and the weights' size in MB.
+
+    A batch-1 sampling step multiplies one vector by every weight matrix.
+    Once the weights outgrow the CPU's last-level cache they stream from
+    memory each step, so one vector-matrix product over a matrix holding as
+    many floats as the whole network (timed here, NumPy) bounds the step rate
+    from above, whatever the framework does around it.
+    """
+    import numpy as np
+
+    count = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    columns = 1600
+    matrix = np.random.default_rng(0).normal(size=(count // columns, columns)).astype(np.float32)
+    vector = np.ones((1, matrix.shape[0]), np.float32)
+    seconds = time_call(lambda: vector @ matrix, repeats)
+    return 1.0 / seconds, matrix.nbytes / 1e6
+
+
+def print_sampling_rows(rows):
+    print(f"{'sampler':<24}{'batch':>6}{'steps/s':>10}{'points/s':>11}")
     for name, batch, steps, points in rows:
-        print(f"{name:<12}{batch:>6}{steps:>10.0f}{points:>11.0f}")
-    print(f"batch1_steps_per_second: {rows[0][2]:.0f}")
+        print(f"{name:<24}{batch:>6}{steps:>10.0f}{points:>11.0f}")
+
+
+def main(argv):
+    del argv
+    rows = sampling_rows(FLAGS.sampling_steps, FLAGS.sampling_repeats)
+    print_sampling_rows(rows)
+    sampled = [r[2] for r in rows if r[1] == 1 and not r[0].startswith("memory")]
+    print(f"batch1_steps_per_second: {max(sampled):.0f}")
 
 
 if __name__ == "__main__":

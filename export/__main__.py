@@ -1,5 +1,6 @@
 r"""Exports a trained run as a SavedModel with sampling signatures.
 
+    python -m export --output=exported/synthesis/1                 # the shipped model
     python -m export --model_dir=runs/synthesis --output=exported/synthesis/1
 
 The version folder (``.../1``) is the layout TF Serving expects. See
@@ -23,13 +24,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.output:
         sys.exit("--output is required")
-    if FLAGS.model_dir is None:
-        sys.exit("no shipped model in this version of graves_tf yet; pass --model_dir of a training run")
     from export.saved_model import export_run
-    from graves_tf import run_dir
+    from graves_tf import pretrained, run_dir
 
     try:
-        model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+        if FLAGS.model_dir is None:
+            model, config = pretrained.load_synthesizer()
+        else:
+            model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
         export_run(model, config, FLAGS.output)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(str(error))

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from graves_tf import alphabet as alphabet_lib
 from graves_tf.sampling import DEFAULT_STEPS_PER_CHARACTER, sample_handwriting, sample_text
+from graves_tf.data.handwriting import downsample_strokes
 
 
 def _lookup(symbols, default):
@@ -35,7 +36,8 @@ def _lookup(symbols, default):
 class HandwritingExport(tf.Module):
     """The graph of a HandwritingSynthesizer with its alphabet and statistics."""
 
-    def __init__(self, model, alphabet, offset_mean, offset_std, steps_per_character=DEFAULT_STEPS_PER_CHARACTER):
+    def __init__(self, model, alphabet, offset_mean, offset_std, steps_per_character=DEFAULT_STEPS_PER_CHARACTER,
+                 point_stride=1):
         super().__init__(name="graves_tf_handwriting")
         self._model = model
         self.model_variables = list(model.weights)
@@ -44,6 +46,7 @@ class HandwritingExport(tf.Module):
         self.offset_mean = tf.constant(np.asarray(offset_mean, np.float32))
         self.offset_std = tf.constant(np.asarray(offset_std, np.float32))
         self.steps_per_character = steps_per_character
+        self.point_stride = int(point_stride)
 
     def _encode(self, text):
         ids = self.table.lookup(tf.strings.unicode_split(text, "UTF-8"))
@@ -56,6 +59,18 @@ class HandwritingExport(tf.Module):
 
     def _normalise(self, strokes):
         return tf.concat([(strokes[..., :2] - self.offset_mean) / self.offset_std, strokes[..., 2:]], axis=-1)
+
+    def _downsample(self, strokes, lengths):
+        """Brings caller strokes to the model's sampling rate (``point_stride`` of training)."""
+        if self.point_stride == 1:
+            return strokes, lengths
+        rows = tf.RaggedTensor.from_tensor(strokes, lengths=lengths)
+        rows = tf.map_fn(
+            lambda row: downsample_strokes(row, self.point_stride),
+            rows,
+            fn_output_signature=tf.RaggedTensorSpec([None, 3], tf.float32, ragged_rank=0),
+        )
+        return rows.to_tensor(), tf.cast(rows.row_lengths(), tf.int32)
 
     def _denormalise(self, strokes, lengths):
         out = tf.concat([strokes[..., :2] * self.offset_std + self.offset_mean, strokes[..., 2:]], axis=-1)
@@ -90,6 +105,7 @@ class HandwritingExport(tf.Module):
     ])
     def generate_primed(self, text, bias, seed, max_steps, prime_strokes, prime_lengths, prime_text):
         full_text = tf.strings.join([prime_text, text], separator=" ")
+        prime_strokes, prime_lengths = self._downsample(prime_strokes, prime_lengths)
         return self._generate(full_text, bias, seed, max_steps, self._normalise(prime_strokes), prime_lengths)
 
     @tf.function(input_signature=[
@@ -98,6 +114,7 @@ class HandwritingExport(tf.Module):
         tf.TensorSpec([None], tf.string, name="text"),
     ])
     def log_prob(self, strokes, lengths, text):
+        strokes, lengths = self._downsample(strokes, lengths)
         targets = self._normalise(strokes)
         inputs = tf.concat([tf.zeros_like(targets[:, :1]), targets[:, :-1]], axis=1)
         ids, mask = self._encode(text)
@@ -153,7 +170,8 @@ def export_run(model, config, output_dir):
     spec = config["spec"]
     if spec["model"] == "handwriting_synthesizer":
         module = HandwritingExport(
-            model, alphabet_lib.ALPHABETS[spec["alphabet"]], config["offset_mean"], config["offset_std"]
+            model, alphabet_lib.ALPHABETS[spec["alphabet"]], config["offset_mean"], config["offset_std"],
+            point_stride=spec.get("point_stride", 1),
         )
         signatures = {
             "serving_default": module.generate,

@@ -11,10 +11,12 @@ import os
 import pathlib
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from graves_tf import alphabet as alphabet_lib
 from graves_tf.data import Vocabulary, handwriting_batches, sentence_batches, stream_segments
+from graves_tf.data.handwriting import downsample_strokes
 
 BUILDERS = {  # dataset flag -> (builder package, TFDS name)
     "iam_ondb": ("tfds_builders.iam_ondb", "iam_ondb"),
@@ -84,10 +86,28 @@ class DataBundle:
     validation_split: str = "validation"
 
 
-def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=None):
+def downsampled_offset_statistics(builder, point_stride):
+    """Mean and std of (dx, dy) over the train split after :func:`downsample_strokes`."""
+    total, total_sq, count = np.zeros(2), np.zeros(2), 0
+    lines = builder.as_dataset(split="train", shuffle_files=False).map(
+        lambda example: downsample_strokes(tf.cast(example["strokes"], tf.float64), point_stride)[:, :2],
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    for offsets in lines.as_numpy_iterator():
+        total += offsets.sum(0)
+        total_sq += (offsets**2).sum(0)
+        count += len(offsets)
+    mean = total / count
+    return mean.astype(np.float32), np.sqrt(total_sq / count - mean**2).astype(np.float32)
+
+
+def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=None, point_stride=1):
     metadata = builder.info.metadata
-    mean = np.asarray(metadata["offset_mean"], np.float32)
-    std = np.asarray(metadata["offset_std"], np.float32)
+    if point_stride == 1:
+        mean = np.asarray(metadata["offset_mean"], np.float32)
+        std = np.asarray(metadata["offset_std"], np.float32)
+    else:
+        mean, std = downsampled_offset_statistics(builder, point_stride)
     num_train = builder.info.splits["train"].num_examples
 
     def make_epoch(epoch):
@@ -97,11 +117,12 @@ def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=No
             mean,
             std,
             alphabet,
-            bucket_boundaries=HANDWRITING_BUCKETS,
+            bucket_boundaries=tuple(b // point_stride for b in HANDWRITING_BUCKETS),
             shuffle_buffer=num_train,
             seed=seed + epoch,
             max_length=max_length,
             drop_remainder=True,
+            point_stride=point_stride,
         )
 
     def split_batches(split):
@@ -111,8 +132,9 @@ def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=No
             mean,
             std,
             alphabet,
-            bucket_boundaries=HANDWRITING_BUCKETS,
+            bucket_boundaries=tuple(b // point_stride for b in HANDWRITING_BUCKETS),
             max_length=max_length,
+            point_stride=point_stride,
         )
 
     return DataBundle("handwriting", make_epoch, split_batches, num_train, offset_mean=mean, offset_std=std)
@@ -195,7 +217,7 @@ def load_bundle(spec, batch_size, data_dir=None, manual_dir=None, segment_length
     builder = prepare_builder(spec.dataset, data_dir, manual_dir, hutter_config)
     if spec.kind == "handwriting":
         alphabet = alphabet_lib.ALPHABETS[spec.alphabet] if spec.model == "handwriting_synthesizer" else None
-        return handwriting_bundle(builder, batch_size, alphabet, seed, max_length)
+        return handwriting_bundle(builder, batch_size, alphabet, seed, max_length, spec.point_stride)
     bundle = text_bundle(builder, batch_size, segment_length, reset_every, seed)
     if spec.vocab_size is not None and spec.vocab_size < len(bundle.vocabulary):
         raise ValueError(

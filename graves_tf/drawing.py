@@ -47,6 +47,30 @@ def render_array(offsets, title=None, width=8.0, line_width=1.5):
     return (image * 255).astype(np.uint8)
 
 
+def rasterize(offsets, scale=0.25, line_width=3, margin=20):
+    """A line of handwriting as a white ``PIL.Image`` (mode "L") with black strokes.
+
+    ``scale`` is pixels per whiteboard unit, so lines drawn with the same
+    scale keep their relative sizes (for OCR, real and sampled lines alike).
+    """
+    from PIL import Image, ImageDraw
+
+    strokes = offsets_to_strokes(offsets)
+    if not strokes:
+        return Image.new("L", (2 * margin, 2 * margin), 255)
+    points = np.concatenate(strokes)
+    low = points.min(axis=0)
+    size = np.ceil((points.max(axis=0) - low) * scale).astype(int) + 2 * margin
+    image = Image.new("L", (int(size[0]), int(size[1])), 255)
+    draw = ImageDraw.Draw(image)
+    for stroke in strokes:
+        xy = [tuple(p) for p in (stroke - low) * scale + margin]
+        if len(xy) == 1:
+            xy = xy * 2
+        draw.line(xy, fill=0, width=line_width, joint="curve")
+    return image
+
+
 def smooth_path(points):
     """An SVG path through ``points``: straight ends, quadratic curves through the midpoints."""
     if len(points) == 1:

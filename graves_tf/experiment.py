@@ -58,6 +58,18 @@ flags.DEFINE_integer("num_mixtures", 20, "Handwriting models: M bivariate Gaussi
 flags.DEFINE_integer(
     "num_window_gaussians", 10, "Synthesis: K Gaussian functions in the soft window (eq. 46)."
 )
+flags.DEFINE_float(
+    "initial_kappa_step",
+    None,
+    "Synthesis: the untrained window's stride, characters per pen point (eq. 51 bias "
+    "log(step)); the paper does not say; default: bias -1.",
+)
+flags.DEFINE_integer(
+    "point_stride",
+    1,
+    "Handwriting: keep every this-many-th pen position of each stroke (and every pen-up); "
+    "1 = the paper's full sampling rate.",
+)
 flags.DEFINE_enum(
     "alphabet",
     "paper",
@@ -146,6 +158,8 @@ class ModelSpec:
     alphabet: str = "paper"
     lstm_clip: float | None = None
     output_clip: float | None = None
+    initial_kappa_step: float | None = None
+    point_stride: int = 1
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -158,7 +172,7 @@ class ModelSpec:
             raise ValueError(
                 f"model {self.model} models {kind} but dataset {self.dataset} is {data.kind}"
             )
-        for name in ("num_layers", "units", "num_mixtures", "num_window_gaussians"):
+        for name in ("num_layers", "units", "num_mixtures", "num_window_gaussians", "point_stride"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -168,6 +182,12 @@ class ModelSpec:
                 f"{data.num_classes} classes ({data.description}); drop --vocab_size or set it "
                 f"to {data.num_classes}"
             )
+        if self.initial_kappa_step is not None and not self.initial_kappa_step > 0:
+            raise ValueError(f"initial_kappa_step must be > 0, got {self.initial_kappa_step}")
+        if self.point_stride != 1 and kind != "handwriting":
+            raise ValueError(f"point_stride applies to handwriting data, not {self.dataset}")
+        if self.initial_kappa_step is not None and self.model != "handwriting_synthesizer":
+            raise ValueError("initial_kappa_step applies to handwriting_synthesizer only")
         if self.alphabet not in ALPHABETS:
             raise ValueError(f"unknown alphabet {self.alphabet!r}; choose one of {sorted(ALPHABETS)}")
         for name in ("lstm_clip", "output_clip"):
@@ -202,6 +222,7 @@ def build_model(spec):
         alphabet_size=len(ALPHABETS[spec.alphabet]),
         num_mixtures=spec.num_mixtures,
         num_window_gaussians=spec.num_window_gaussians,
+        initial_kappa_step=spec.initial_kappa_step,
         **common,
     )
 

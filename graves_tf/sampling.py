@@ -87,11 +87,14 @@ def sample_handwriting(
         text_lengths = tf.cast(tf.reduce_sum(context["text_mask"], axis=-1), tf.int32)
         cap = tf.minimum(cap, steps_per_character * text_lengths)
     total_steps = tf.reduce_max(prime_lengths) + max_steps
+    buffer_steps = prime.shape[1] + max_steps if isinstance(max_steps, int) and prime.shape[1] else prime_steps + max_steps
 
     # Iteration t reads x_{t+1} (x_1 is the null input) and emits x_{t+2}: the
     # priming point prime[t] while t < prime_length, a sample afterwards.
+    weights = model.step_weights()
+
     def body(t, x, state, done, counts, outputs):
-        y_hat, state, extras = model.step(x, state, context)
+        y_hat, state, extras = model.step(x, state, context, weights)
         sampled = sample_mixture_from_noise(y_hat, *step_noise(seed, t, batch_size, dtype), bias=bias)
         priming = t < prime_lengths
         x_next = tf.where(priming[:, None], tf.gather(prime, tf.minimum(t, prime_steps - 1), axis=1), sampled)
@@ -117,7 +120,7 @@ def sample_handwriting(
             model.initial_state(batch_size),
             cap <= 0,
             tf.zeros((batch_size,), tf.int32),
-            tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=(_static(batch_size), 3)),
+            tf.TensorArray(dtype, size=buffer_steps, element_shape=(_static(batch_size), 3)),
         ),
     )
     emitted = tf.transpose(outputs.stack(), [1, 0, 2])  # (batch, iterations, 3)
@@ -147,9 +150,10 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0):
     inputs = tf.concat([-tf.ones((batch_size, 1), tf.int32), prime_ids], axis=1)
     state = model.initial_state(batch_size)
     prime_length = tf.shape(inputs)[1]
+    weights = model.step_weights()
 
     def feed(t, state, logits):
-        logits, state, _ = model.step(inputs[:, t], state)
+        logits, state, _ = model.step(inputs[:, t], state, weights=weights)
         return t + 1, state, logits
 
     vocab = model.vocab_size
@@ -167,7 +171,7 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0):
         scaled = logits / tf.maximum(temperature, 1e-8) + gumbel
         choice = tf.where(temperature > 0, tf.argmax(scaled, axis=-1), tf.argmax(logits, axis=-1))
         choice = tf.cast(choice, tf.int32)
-        logits, state, _ = model.step(choice, state)
+        logits, state, _ = model.step(choice, state, weights=weights)
         return t + 1, state, logits, outputs.write(t, choice)
 
     _, _, _, outputs = tf.while_loop(
@@ -200,13 +204,20 @@ def sample_image_fn(offset_mean, offset_std, text="the quick brown fox", max_ste
 _COMPILED = {}
 
 
-def compiled_sampler(model):
+def compiled_sampler(model, jit_compile=False):
     """:func:`sample_handwriting` as a ``tf.function`` cached per model:
-    ``(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None)``."""
-    key = id(model)
+    ``(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None)``.
+
+    With ``jit_compile`` the whole loop is compiled by XLA, once per batch
+    size, step count and text length; XLA draws other random numbers for the
+    same seed, so a seed reproduces a sample only on the same path. On this
+    project's 2-core CPU XLA about doubles batch-1 sampling speed
+    (``python -m benchmarks.speed``).
+    """
+    key = (id(model), bool(jit_compile))
     if key not in _COMPILED:
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, jit_compile=jit_compile)
         def sampler(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None):
             return sample_handwriting(
                 model, batch_size, max_steps, bias, seed, context, prime=prime, prime_lengths=prime_lengths

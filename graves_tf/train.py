@@ -52,6 +52,12 @@ def describe_experiment(spec):
         f"optimizer: {FLAGS.optimizer}, learning rate {FLAGS.learning_rate}, momentum {FLAGS.momentum}",
         f"batch size: {FLAGS.batch_size}",
     ]
+    if spec.model == "handwriting_synthesizer":
+        lines.append(f"alphabet: {spec.alphabet} ({len(experiment.ALPHABETS[spec.alphabet])} symbols)")
+        if spec.initial_kappa_step is not None:
+            lines.append(f"untrained window stride: {spec.initial_kappa_step} characters per point")
+    if spec.point_stride != 1:
+        lines.append(f"pen positions: 1 in {spec.point_stride} of each stroke, every pen-up kept (point_stride)")
     if spec.kind == "text":
         segment = FLAGS.segment_length or "one line per sequence"
         lines.append(f"segments: {segment}, state reset every {FLAGS.reset_state_every}")
@@ -109,7 +115,12 @@ def run_training(spec):
     if spec.kind == "handwriting" and FLAGS.sample_every:
         from graves_tf.sampling import sample_image_fn as make_sample_image_fn
 
-        sample_image_fn = make_sample_image_fn(bundle.offset_mean, bundle.offset_std)
+        from graves_tf.alphabet import ALPHABETS
+
+        sample_image_fn = make_sample_image_fn(
+            bundle.offset_mean, bundle.offset_std, max_steps=600 // spec.point_stride,
+            alphabet=ALPHABETS[spec.alphabet],
+        )
     trainer = training.Trainer(
         model,
         optimizer,

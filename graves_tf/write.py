@@ -1,13 +1,18 @@
-r"""Writes text as handwriting with a trained synthesis network.
+r"""Writes text as handwriting with the shipped synthesis network or a trained one.
 
-    python -m graves_tf.write "Hello world" --model_dir=runs/synthesis -o hello.svg
-    python -m graves_tf.write "Two lines\nof text" --bias=1 --seed=3 -o page.png --plot=attention
+    python -m graves_tf.write "Hello world" -o hello.svg
+    python -m graves_tf.write --list_styles
+    python -m graves_tf.write "Two lines\nof text" --bias=1 --seed=3 --style=NAME -o page.png --plot=attention
     python -m graves_tf.write "In my own hand" --prime_strokes=me.json --prime_text="the quick fox" -o me.svg
+    python -m graves_tf.write "Hello world" --model_dir=runs/synthesis -o hello.svg
+
+Without --model_dir the model shipped in the package (graves_tf/pretrained) writes.
 
 Long text is wrapped at --width characters; every line after the first is
 primed with the first (section 5.5), so the page keeps one style. With
---prime_id (a line of the built IAM-OnDB dataset) or --prime_strokes (your own
-pen trace) every line is primed with that style instead.
+--style (a shipped style, see --list_styles), --prime_id (a line of the built
+IAM-OnDB dataset) or --prime_strokes (your own pen trace) every line is primed
+with that style instead.
 
 --prime_strokes takes a JSON file: a list of strokes, each a list of [x, y]
 pen positions (y pointing down, any units: they are rescaled so the trace's
@@ -31,6 +36,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_float("bias", 0.5, "Probability bias b (eqs. 61-62): 0 unbiased, larger is neater.")
 flags.DEFINE_integer("width", 50, "Wrap lines at this many characters.")
 flags.DEFINE_integer("steps_per_character", 40, "Stop a line after this many pen points per character.")
+flags.DEFINE_string("style", None, "Imitate a shipped style (see --list_styles).")
+flags.DEFINE_bool("list_styles", False, "List the shipped styles and exit.")
 flags.DEFINE_string("prime_id", None, "Imitate the style of this IAM-OnDB line (e.g. a01-000u-01).")
 flags.DEFINE_string("prime_strokes", None, "Imitate your own pen trace (JSON or .npy, see above).")
 flags.DEFINE_string("prime_text", None, "What --prime_strokes says.")
@@ -111,8 +118,22 @@ def find_iam_line(line_id, data_dir):
     raise WriteError(f"no line {line_id!r} in {builder.data_dir}")
 
 
-def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, steps_per_character=40):
-    """Samples every line; returns (list of (T, 3) offsets in whiteboard units, first line's sample)."""
+def at_model_rate(offsets, config):
+    """IAM-rate offsets resampled to the rate the model was trained at (its ``point_stride``)."""
+    from graves_tf.data.handwriting import downsample_strokes
+
+    return downsample_strokes(offsets, config["spec"].get("point_stride", 1)).numpy()
+
+
+def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, steps_per_character=40):
+    """Samples one line of handwriting per text, as one batch.
+
+    Returns ``(offsets, stopped)``: a list of ``(T, 3)`` offsets in whiteboard
+    units, and per line whether the end-of-sequence rule (section 5.3) ended it
+    before the cap of ``steps_per_character`` points per character of the
+    longest text. With ``prime`` (IAM-rate offsets at the model's rate) and
+    ``prime_text``, every line continues that handwriting (section 5.5).
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -122,81 +143,127 @@ def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, s
     alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
     mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
     sampler = sampling.compiled_sampler(model)
+    full = [(prime_text + " " + t) if prime_text else t for t in texts]
+    ids = [alphabet.encode(t) for t in full]
+    width = max(len(i) for i in ids)
+    text = np.zeros((len(ids), width), np.int32)
+    mask = np.zeros((len(ids), width), np.float32)
+    for row, i in enumerate(ids):
+        text[row, : len(i)], mask[row, : len(i)] = i, 1
+    context = model.window.context(tf.constant(text), tf.constant(mask))
+    max_steps = steps_per_character * width
+    if prime is None:
+        strokes, counts = sampler(len(texts), max_steps, bias, seed, context)
+    else:
+        normalised = np.array(prime, np.float64)
+        normalised[:, :2] = (normalised[:, :2] - mean) / std
+        primes = np.repeat(normalised[None].astype(np.float32), len(texts), axis=0)
+        lengths = np.full((len(texts),), len(normalised), np.int32)
+        strokes, counts = sampler(len(texts), max_steps, bias, seed, context, tf.constant(primes), tf.constant(lengths))
+    counts = counts.numpy()
+    offsets = [sampling.denormalise(s[:n], mean, std) for s, n in zip(strokes.numpy(), counts)]
+    return offsets, [bool(n < max_steps) for n in counts]
 
-    def sample(texts, prime_offsets, prime_text):
-        full = [(prime_text + " " + t) if prime_text else t for t in texts]
-        ids = [alphabet.encode(t) for t in full]
-        width = max(len(i) for i in ids)
-        text = np.zeros((len(ids), width), np.int32)
-        mask = np.zeros((len(ids), width), np.float32)
-        for row, i in enumerate(ids):
-            text[row, : len(i)], mask[row, : len(i)] = i, 1
-        context = model.window.context(tf.constant(text), tf.constant(mask))
-        max_steps = steps_per_character * width
-        if prime_offsets is None:
-            strokes, counts = sampler(len(texts), max_steps, bias, seed, context)
-        else:
-            normalised = prime_offsets.copy()
-            normalised[:, :2] = (normalised[:, :2] - mean) / std
-            primes = np.repeat(normalised[None].astype(np.float32), len(texts), axis=0)
-            lengths = np.full((len(texts),), len(normalised), np.int32)
-            strokes, counts = sampler(len(texts), max_steps, bias, seed, context, tf.constant(primes), tf.constant(lengths))
-        return [sampling.denormalise(s[:n], mean, std) for s, n in zip(strokes.numpy(), counts.numpy())]
 
+def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, steps_per_character=40):
+    """Samples every line; a list of (T, 3) offsets in whiteboard units.
+
+    Without ``prime`` the first line is written unprimed and the others are
+    primed with it, so a page keeps one style.
+    """
     if prime is not None:
-        return sample(lines, prime, prime_text)
-    first = sample(lines[:1], None, None)
+        return sample_lines(model, config, lines, bias, seed, prime, prime_text, steps_per_character)[0]
+    first = sample_lines(model, config, lines[:1], bias, seed, steps_per_character=steps_per_character)[0]
     if len(lines) == 1:
         return first
-    return first + sample(lines[1:], first[0], lines[0])
+    rest = sample_lines(model, config, lines[1:], bias, seed, first[0], lines[0], steps_per_character)[0]
+    return first + rest
+
+
+def teacher_forced(model, config, text, offsets):
+    """The model's outputs (``phi``, ``outputs``, ``loss``, ...) reading ``offsets`` of ``text``."""
+    import numpy as np
+
+    from graves_tf import alphabet as alphabet_lib
+
+    alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
+    mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
+    normalised = np.array(offsets, np.float64)
+    normalised[:, :2] = (normalised[:, :2] - mean) / std
+    inputs = np.concatenate([np.zeros((1, 3)), normalised[:-1]])[None].astype(np.float32)
+    batch = {"inputs": inputs, "targets": normalised[None].astype(np.float32),
+             "text": np.asarray([alphabet.encode(text)], np.int32)}
+    return model.forward(batch)
 
 
 def save_plot(kind, model, config, text, offsets, path, seed=0):
     import numpy as np
 
-    from graves_tf import alphabet as alphabet_lib
     from graves_tf import drawing
 
     if kind == "biases":
         rows = [(f"b = {b:g}", write_lines(model, config, [text], b, seed)[0]) for b in BIAS_ROWS]
         return drawing.plot_rows(rows, path, title=text)
-    alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
     mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
-    normalised = offsets.copy()
-    normalised[:, :2] = (normalised[:, :2] - mean) / std
-    inputs = np.concatenate([np.zeros((1, 3)), normalised[:-1]])[None].astype(np.float32)
-    batch = {"inputs": inputs, "targets": normalised[None].astype(np.float32),
-             "text": np.asarray([alphabet.encode(text)], np.int32)}
-    out = model.forward(batch)
+    out = teacher_forced(model, config, text, offsets)
     if kind == "attention":
         return drawing.plot_attention(out["phi"][0].numpy(), text, path, offsets)
     return drawing.plot_density(out["outputs"][0].numpy(), offsets, mean, std, path)
 
 
+def load_model(model_dir=None, checkpoint="best"):
+    """The model of a training run, or the shipped one without ``model_dir``: ``(model, config, where)``."""
+    from graves_tf import pretrained, run_dir
+
+    if model_dir is None:
+        model, config = pretrained.load_synthesizer()
+        return model, config, "the shipped model"
+    model, config = run_dir.load_run(model_dir, checkpoint)
+    return model, config, model_dir
+
+
+def print_styles():
+    from graves_tf import pretrained
+
+    try:
+        styles = pretrained.list_styles()
+    except pretrained.PretrainedNotFound as error:
+        sys.exit(str(error))
+    width = max(len(s["name"]) for s in styles)
+    for s in styles:
+        print(f"{s['name']:<{width}}  {s['line_id']}  {s['description']}: \"{s['text']}\"")
+
+
 def main(argv):
+    if FLAGS.list_styles:
+        return print_styles()
     text = "\n".join(argv[1:]).replace("\\n", "\n")
     if not text.strip():
         raise app.UsageError('give the text to write: python -m graves_tf.write "Hello world" -o hello.svg')
-    from graves_tf import drawing, run_dir
+    from graves_tf import drawing
 
-    if FLAGS.model_dir is None:
-        sys.exit(
-            "no shipped model in this version of graves_tf yet; pass --model_dir of a "
-            "trained handwriting synthesis run (python -m graves_tf.train --flagfile=graves_tf/configs/iam_synthesis.cfg)"
-        )
     try:
-        model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+        model, config, where = load_model(FLAGS.model_dir, FLAGS.checkpoint)
         if config["spec"]["model"] != "handwriting_synthesizer":
-            raise WriteError(f"{FLAGS.model_dir} holds a {config['spec']['model']}, not a handwriting synthesizer")
+            raise WriteError(f"{where} holds a {config['spec']['model']}, not a handwriting synthesizer")
         from graves_tf import alphabet as alphabet_lib
 
         check_text(text, alphabet_lib.ALPHABETS[config["spec"]["alphabet"]])
         lines = wrap(text, FLAGS.width)
         prime, prime_text = None, None
-        if FLAGS.prime_id and FLAGS.prime_strokes:
-            raise WriteError("give --prime_id or --prime_strokes, not both")
-        if FLAGS.prime_id:
+        if sum(bool(x) for x in (FLAGS.style, FLAGS.prime_id, FLAGS.prime_strokes)) > 1:
+            raise WriteError("give one of --style, --prime_id and --prime_strokes")
+        if FLAGS.style:
+            from graves_tf import pretrained
+
+            try:
+                prime, prime_text = pretrained.style(FLAGS.style)
+            except KeyError as error:
+                raise WriteError(error.args[0]) from None
+            prime = at_model_rate(prime, config)
+        elif FLAGS.prime_id:
             prime, prime_text = find_iam_line(FLAGS.prime_id, FLAGS.data_dir)
+            prime = at_model_rate(prime, config)
         elif FLAGS.prime_strokes:
             if not FLAGS.prime_text:
                 raise WriteError("--prime_strokes needs --prime_text, what the strokes say")

@@ -212,8 +212,8 @@ def test_integer_inputs_are_one_hot_rows_and_minus_one_is_null():
 
 
 def test_project_inputs_rows_for_concatenated_inputs():
-    """Concatenated inputs [one_hot(ids), features]: project_inputs(ids, rows) + project_extra(features,
-    rows) equals [one_hot, features] W_x + b."""
+    """Concatenated inputs [one_hot(ids), features]: project_inputs(ids, rows) + features @ W_x[rows]
+    equals [one_hot, features] W_x + b."""
     rng = np.random.default_rng(3)
     vocab, extra = 4, 3
     weights = random_weights(rng, in_dim=vocab + extra)
@@ -224,7 +224,7 @@ def test_project_inputs_rows_for_concatenated_inputs():
     onehot[[0, 2], [2, 0]] = 1.0
     got = (
         cell.project_inputs(tf.constant(ids), rows=(0, vocab))
-        + cell.project_extra(tf.constant(features), rows=(vocab, vocab + extra))
+        + tf.constant(features) @ cell.kernel[vocab:]
     ).numpy()
     ref = np.concatenate([onehot, features], -1) @ weights["kernel"] + weights["bias"]
     np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13)

@@ -19,6 +19,36 @@ def alphabet_lookup_table(alphabet):
     )
 
 
+def downsample_strokes(strokes, stride):
+    """Keeps every ``stride``-th pen position of each stroke, plus its last one
+    (and the line's last point).
+
+    ``strokes`` is ``(T, 3)`` rows ``(dx, dy, end_of_stroke)``. Within a stroke
+    the points at positions 0, stride, 2*stride, ... and the stroke's final
+    point survive, so every pen-down and pen-up position is kept exactly; the
+    offsets are re-taken between the surviving points, so the drawing's
+    absolute trajectory is the original one sampled more coarsely. Works on
+    tensors in graphs (tf.data, SavedModels) and eagerly; ``stride=1`` returns
+    the input.
+    """
+    strokes = tf.convert_to_tensor(strokes)
+    if stride == 1:
+        return strokes
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    ends = strokes[:, 2] > 0.5
+    index = tf.range(tf.shape(strokes)[0])
+    stroke_id = tf.cumsum(tf.cast(ends, tf.int32), exclusive=True)
+    starts = tf.math.unsorted_segment_min(index, stroke_id, tf.reduce_max(stroke_id) + 1)
+    position = index - tf.gather(starts, stroke_id)
+    last = tf.equal(index, tf.shape(strokes)[0] - 1)
+    keep = tf.logical_or(tf.equal(position % stride, 0), tf.logical_or(ends, last))
+    positions = tf.boolean_mask(tf.cumsum(strokes[:, :2], axis=0), keep)
+    offsets = positions - tf.concat([tf.zeros_like(positions[:1]), positions[:-1]], axis=0)
+    end_flags = tf.cast(tf.boolean_mask(ends, keep), strokes.dtype)
+    return tf.concat([offsets, end_flags[:, None]], axis=-1)
+
+
 def handwriting_batches(
     examples,
     batch_size,
@@ -30,6 +60,7 @@ def handwriting_batches(
     seed=None,
     max_length=None,
     drop_remainder=False,
+    point_stride=1,
 ):
     """Turns IAM-OnDB examples into model batches.
 
@@ -48,14 +79,18 @@ def handwriting_batches(
         bucket_boundaries: line lengths at which a new bucket starts; lines of
             similar length are batched together to save padding.
         shuffle_buffer: 0 keeps the dataset order.
-        max_length: lines longer than this are cut to it (None: keep all).
+        max_length: lines longer than this are cut to it (None: keep all),
+            after downsampling.
+        point_stride: keep every this-many-th pen position of each stroke
+            (:func:`downsample_strokes`); ``offset_mean``/``offset_std`` must be
+            the statistics of the downsampled offsets.
     """
     mean = tf.constant(offset_mean, tf.float32)
     std = tf.constant(offset_std, tf.float32)
     table = alphabet_lookup_table(alphabet) if alphabet is not None else None
 
     def to_sequence(example):
-        strokes = tf.cast(example["strokes"], tf.float32)
+        strokes = downsample_strokes(tf.cast(example["strokes"], tf.float32), point_stride)
         if max_length:
             strokes = strokes[:max_length]
         points = tf.concat([(strokes[:, :2] - mean) / std, strokes[:, 2:3]], axis=-1)

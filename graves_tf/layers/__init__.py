@@ -2,6 +2,7 @@
 
 from graves_tf.layers.gaussian_window import GaussianWindow, soft_window
 from graves_tf.layers.gradient_clipping import clip_gradient
+from graves_tf.layers.lstm_sequence import lstm_sequence, peephole_lstm_step
 from graves_tf.layers.mixture_density_head import (
     MixtureDensityHead,
     mixture_negative_log_likelihood,
@@ -20,8 +21,10 @@ __all__ = [
     "SkipStack",
     "SoftmaxHead",
     "clip_gradient",
+    "lstm_sequence",
     "mixture_negative_log_likelihood",
     "mixture_parameters",
+    "peephole_lstm_step",
     "sample_mixture",
     "sample_mixture_from_noise",
     "soft_window",

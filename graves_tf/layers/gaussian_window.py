@@ -1,7 +1,11 @@
 """The soft window of handwriting synthesis (paper section 5.1, eqs. 46-51)."""
 
+import math
+
 import keras
 from keras import ops
+
+from graves_tf.layers.scan import snapshot
 
 
 def soft_window(window_params, kappa_prev, text_onehot, text_mask):
@@ -62,15 +66,24 @@ class GaussianWindow(keras.layers.Layer):
     Args:
         num_gaussians: K, the number of window components (paper: 10).
         alphabet_size: V, the size of the one-hot character vectors (paper: 57).
+        initial_kappa_step: where the window starts its stride: the bias of
+            kappa_hat is set to ``log(initial_kappa_step)``, so an untrained
+            window advances about this many characters per pen point (eq. 51).
+            The paper does not say; None keeps a bias of -1 (0.37 characters
+            per point). Handwriting has ~22 points per character (~11 at
+            ``point_stride=2``), so ~1/22 starts the window near the pen.
     """
 
-    def __init__(self, num_gaussians, alphabet_size, **kwargs):
+    def __init__(self, num_gaussians, alphabet_size, initial_kappa_step=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("num_gaussians", num_gaussians), ("alphabet_size", alphabet_size)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.num_gaussians = int(num_gaussians)
         self.alphabet_size = int(alphabet_size)
+        if initial_kappa_step is not None and not initial_kappa_step > 0:
+            raise ValueError(f"initial_kappa_step must be > 0, got {initial_kappa_step!r}")
+        self.initial_kappa_step = None if initial_kappa_step is None else float(initial_kappa_step)
 
     @property
     def output_dim(self):
@@ -86,12 +99,22 @@ class GaussianWindow(keras.layers.Layer):
         self.bias = self.add_weight(
             name="bias",
             shape=(3 * self.num_gaussians,),
-            initializer=keras.initializers.Constant(-1.0),
+            initializer=self._bias_initializer,
         )
 
-    def window_parameters(self, hidden):
+    def _bias_initializer(self, shape, dtype=None):
+        kappa_bias = -1.0 if self.initial_kappa_step is None else math.log(self.initial_kappa_step)
+        values = [-1.0] * (2 * self.num_gaussians) + [kappa_bias] * self.num_gaussians
+        return ops.cast(ops.convert_to_tensor(values), dtype or "float32")
+
+    def step_weights(self):
+        """The weights :meth:`step` uses, read once as tensors (see ``PeepholeLSTMCell.recurrent_weights``)."""
+        return {"kernel": snapshot(self.kernel), "bias": snapshot(self.bias)}
+
+    def window_parameters(self, hidden, weights=None):
         """Eq. 48: ``(batch, 3K)`` raw window parameters from the first hidden layer."""
-        return ops.matmul(hidden, self.kernel) + self.bias
+        weights = weights or self.step_weights()
+        return ops.matmul(hidden, weights["kernel"]) + weights["bias"]
 
     def context(self, text, text_mask):
         """Turns character ids ``(batch, U)`` and their mask into the step's context."""
@@ -106,10 +129,10 @@ class GaussianWindow(keras.layers.Layer):
             "w": ops.zeros((batch_size, self.alphabet_size), dtype=self.compute_dtype),
         }
 
-    def step(self, hidden, state, context):
+    def step(self, hidden, state, context, weights=None):
         """One timestep: returns ``(w_t, new_state, {"phi", "phi_end"})``."""
         out = soft_window(
-            self.window_parameters(hidden),
+            self.window_parameters(hidden, weights),
             state["kappa"],
             context["text_onehot"],
             context["text_mask"],
@@ -124,5 +147,9 @@ class GaussianWindow(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_gaussians=self.num_gaussians, alphabet_size=self.alphabet_size)
+        config.update(
+            num_gaussians=self.num_gaussians,
+            alphabet_size=self.alphabet_size,
+            initial_kappa_step=self.initial_kappa_step,
+        )
         return config

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from graves_tf.layers.gradient_clipping import clip_gradient, validate_clip
+from graves_tf.layers.gradient_clipping import validate_clip
+from graves_tf.layers.lstm_sequence import peephole_lstm_step
+from graves_tf.layers.scan import snapshot
 
 
 def is_integer_tensor(x):
@@ -100,30 +102,43 @@ class PeepholeLSTMCell(keras.layers.Layer):
             projected = ops.matmul(inputs, kernel)
         return projected + self.bias
 
-    def project_extra(self, inputs, rows):
-        """``inputs @ W_x[rows]`` without the bias, for the other parts of a concatenated input."""
-        start, stop = rows
-        return ops.matmul(inputs, self.kernel[start:stop])
+    def recurrent_weights(self):
+        """The weights :meth:`step` uses, read once as tensors.
 
-    def step(self, projected_inputs, states):
+        A loop over timesteps reads them here, outside the loop, and passes
+        them to every step: no variable read (and no per-step gradient
+        accumulator for one) inside the loop, which XLA also requires.
+        """
+        return {
+            "recurrent_kernel": snapshot(self.recurrent_kernel),
+            "peephole_input": snapshot(self.peephole_input),
+            "peephole_forget": snapshot(self.peephole_forget),
+            "peephole_output": snapshot(self.peephole_output),
+        }
+
+    def step(self, projected_inputs, states, weights=None):
         """Eqs. 7-11 for one timestep.
 
         Args:
             projected_inputs: ``(batch, 4 * units)``, the input term including the bias.
             states: ``[h_{t-1}, c_{t-1}]``.
+            weights: :meth:`recurrent_weights`, or None to read them now.
 
         Returns:
             ``(h_t, [h_t, c_t])``.
         """
+        weights = weights or self.recurrent_weights()
         h_prev, c_prev = states
-        z = projected_inputs + ops.matmul(h_prev, self.recurrent_kernel)
-        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
-        pre_i = clip_gradient(z_i + self.peephole_input * c_prev, self.clip)
-        pre_f = clip_gradient(z_f + self.peephole_forget * c_prev, self.clip)
-        pre_c = clip_gradient(z_c, self.clip)
-        c = ops.sigmoid(pre_f) * c_prev + ops.sigmoid(pre_i) * ops.tanh(pre_c)
-        pre_o = clip_gradient(z_o + self.peephole_output * c, self.clip)
-        h = ops.sigmoid(pre_o) * ops.tanh(c)
+        z = projected_inputs + ops.matmul(h_prev, weights["recurrent_kernel"])
+        return self.activate(z, c_prev, weights)
+
+    def activate(self, z, c_prev, weights):
+        """Eqs. 7-11 from the complete gate pre-activations ``z`` (without the peephole terms).
+
+        ``z`` is ``(batch, 4 * units)``: every input term, the recurrent term
+        and the bias. Returns ``(h_t, [h_t, c_t])``.
+        """
+        *_, c, _, h = peephole_lstm_step(z, c_prev, weights, self.clip)
         return h, [h, c]
 
     def call(self, inputs, states):

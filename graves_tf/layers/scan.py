@@ -27,7 +27,7 @@ def scan(f, init, xs):
     import tensorflow as tf
 
     xs_flat = keras.tree.flatten(xs)
-    length = tf.shape(xs_flat[0])[0]
+    length = xs_flat[0].shape[0] or tf.shape(xs_flat[0])[0]
     xs_arrays = [
         tf.TensorArray(x.dtype, size=length, element_shape=x.shape[1:]).unstack(x) for x in xs_flat
     ]
@@ -53,6 +53,17 @@ def scan(f, init, xs):
         lambda t, *_: t < length,
         body,
         (tf.constant(1), carry_flat, ys_arrays),
+        maximum_iterations=length,  # bounds the gradient's accumulators (XLA needs it)
     )
     ys = [a.stack() for a in ys_arrays]
     return keras.tree.pack_sequence_as(init, carry_flat), keras.tree.pack_sequence_as(y, ys)
+
+
+def snapshot(variable):
+    """The variable's current value as a tensor, read here and not where it is used.
+
+    A loop body that uses the snapshot reads no variable (on TensorFlow,
+    ``convert_to_tensor`` of a variable still reads it lazily, at every use).
+    Gradients flow through the snapshot to the variable.
+    """
+    return ops.copy(variable)

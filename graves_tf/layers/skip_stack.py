@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from graves_tf.layers.lstm_sequence import lstm_sequence, windowed_lstm_sequence
 from graves_tf.layers.peephole_lstm_cell import PeepholeLSTMCell
 from graves_tf.layers.scan import scan
 
@@ -43,10 +44,22 @@ class SkipStack(keras.layers.Layer):
         clip: derivative clipping limit of the LSTM pre-activations, or None.
         conditioning: a :class:`GaussianWindow` (or its config), or None.
         forget_bias: initial forget gate bias.
+        fused_backward: run the layers through :func:`lstm_sequence` and
+            :func:`windowed_lstm_sequence` (hand-written backpropagation
+            through time: the same numbers with fewer operations); False
+            differentiates the step-by-step graph automatically.
     """
 
     def __init__(
-        self, input_dim, units, num_layers, clip=None, conditioning=None, forget_bias=1.0, **kwargs
+        self,
+        input_dim,
+        units,
+        num_layers,
+        clip=None,
+        conditioning=None,
+        forget_bias=1.0,
+        fused_backward=True,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         for name, value in (("input_dim", input_dim), ("units", units), ("num_layers", num_layers)):
@@ -57,6 +70,7 @@ class SkipStack(keras.layers.Layer):
         self.num_layers = int(num_layers)
         self.clip = clip
         self.forget_bias = float(forget_bias)
+        self.fused_backward = bool(fused_backward)
         if isinstance(conditioning, dict):
             conditioning = keras.saving.deserialize_keras_object(conditioning)
         self.conditioning = conditioning
@@ -72,14 +86,6 @@ class SkipStack(keras.layers.Layer):
     @property
     def cells(self):
         return [getattr(self, f"lstm_{n + 1}") for n in range(self.num_layers)]
-
-    def _rows(self, layer):
-        """Kernel row ranges of ``x``, ``h^{n-1}`` and ``w`` in layer ``layer``'s input."""
-        x_rows = (0, self.input_dim)
-        h_rows = (self.input_dim, self.input_dim + self.units) if layer > 0 else None
-        start = self.input_dim + (self.units if layer > 0 else 0)
-        w_rows = (start, start + self.conditioning_dim) if self.conditioning_dim else None
-        return x_rows, h_rows, w_rows
 
     def build(self, input_shape=None):
         for layer, cell in enumerate(self.cells):
@@ -102,45 +108,77 @@ class SkipStack(keras.layers.Layer):
         return state
 
     def _project_x(self, inputs):
-        return [cell.project_inputs(inputs, self._rows(n)[0]) for n, cell in enumerate(self.cells)]
+        return [cell.project_inputs(inputs, (0, self.input_dim)) for cell in self.cells]
 
     def _layer_input(self, layer, x_projection, below, window):
-        _, h_rows, w_rows = self._rows(layer)
-        cell = self.cells[layer]
-        z = x_projection
-        if h_rows is not None:
-            z = z + cell.project_extra(below, h_rows)
-        if w_rows is not None:
-            z = z + cell.project_extra(window, w_rows)
-        return z
+        """The input terms of layer ``layer`` (eqs. 1-2, 52-53) for all timesteps at once: one matmul."""
+        parts = [p for p in (below, window) if p is not None]
+        if not parts:
+            return x_projection
+        inputs = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+        return x_projection + ops.matmul(inputs, self.cells[layer].kernel[self.input_dim :])
 
-    def step(self, inputs, state, context=None):
+    def step_weights(self):
+        """Every weight the recurrence reads, as tensors: read once, outside any loop over time.
+
+        ``lstm``: each cell's :meth:`PeepholeLSTMCell.recurrent_weights`;
+        ``stacked_kernels``: per layer, the kernel rows of every input but
+        x_t stacked on the recurrent kernel, so that one matmul of
+        ``[h^{n-1}_t, w, h^n_{t-1}]`` gives all of eqs. 1-2 / 52-53 but the x
+        term; with a conditioning layer, ``window``: its step weights.
+        """
+        weights = {"lstm": [cell.recurrent_weights() for cell in self.cells]}
+        weights["stacked_kernels"] = [
+            ops.concatenate([cell.kernel[self.input_dim :], w["recurrent_kernel"]], axis=0)
+            for cell, w in zip(self.cells, weights["lstm"])
+        ]
+        if self.conditioning is not None:
+            weights["window"] = self.conditioning.step_weights()
+        return weights
+
+    def _layer_step(self, layer, x_projection, below, window, lstm_state, weights):
+        """Eqs. 1-2 / 52-53 and 7-11 of one layer for one timestep, given its x term (bias included)."""
+        h_prev, c_prev = lstm_state
+        parts = [p for p in (below, window) if p is not None] + [h_prev]
+        inputs = ops.concatenate(parts, axis=-1) if len(parts) > 1 else h_prev
+        z = x_projection + ops.matmul(inputs, weights["stacked_kernels"][layer])
+        return self.cells[layer].activate(z, c_prev, weights["lstm"][layer])
+
+    def _first_layer_step(self, x_projection, lstm_state, window_state, context, weights):
+        """Eq. 52 and the window (eqs. 46-51) for one timestep; shared by :meth:`step` and :meth:`call`."""
+        h, new_lstm = self._layer_step(0, x_projection, None, window_state["w"], lstm_state, weights)
+        w, new_window, extras = self.conditioning.step(h, window_state, context, weights["window"])
+        return h, w, new_lstm, new_window, extras
+
+    def step(self, inputs, state, context=None, weights=None):
         """One timestep from an explicit state.
 
         Args:
             inputs: x_t, ``(batch, input_dim)`` floats or ``(batch,)`` integer ids.
             state: as returned by :meth:`initial_state` or a previous step.
             context: the conditioning layer's context (e.g. the encoded text).
+            weights: :meth:`step_weights`; a loop should read them once and
+                pass them to every step. None reads them now.
 
         Returns:
             ``(hidden, new_state, extras)``: hidden is ``[h^1_t, ..., h^N_t]``;
             extras holds the conditioning layer's per-step outputs (phi).
         """
+        weights = weights or self.step_weights()
         x_projection = self._project_x(inputs)
         new_lstm, hidden, extras = [], [], {}
         new_state = {}
-        window_prev = state["window"]["w"] if self.conditioning is not None else None
         window = None
-        for n, cell in enumerate(self.cells):
-            below = hidden[-1] if n else None
-            z = self._layer_input(n, x_projection[n], below, window_prev if n == 0 else window)
-            h, layer_state = cell.step(z, state["lstm"][n])
+        for n in range(self.num_layers):
+            if n == 0 and self.conditioning is not None:
+                h, window, layer_state, new_state["window"], extras = self._first_layer_step(
+                    x_projection[0], state["lstm"][0], state["window"], context, weights
+                )
+            else:
+                below = hidden[-1] if n else None
+                h, layer_state = self._layer_step(n, x_projection[n], below, window, state["lstm"][n], weights)
             hidden.append(h)
             new_lstm.append(layer_state)
-            if n == 0 and self.conditioning is not None:
-                window, new_state["window"], extras = self.conditioning.step(
-                    h, state["window"], context
-                )
         new_state["lstm"] = new_lstm
         return hidden, new_state, extras
 
@@ -164,10 +202,11 @@ class SkipStack(keras.layers.Layer):
             initial_state = self.initial_state(batch_size)
         if step_mask is None:
             step_mask = ops.ones((batch_size, num_steps), dtype=self.compute_dtype)
+        weights = self.step_weights()
         time_major = lambda x: ops.moveaxis(x, 1, 0)  # noqa: E731
         batch_major = lambda x: ops.moveaxis(x, 0, 1)  # noqa: E731
         mask_t = ops.expand_dims(time_major(ops.cast(step_mask, self.compute_dtype)), -1)
-        x_projection = [time_major(p) for p in self._project_x(inputs)]
+        x_projection = self._project_x(time_major(inputs))
 
         def keep_masked(m, new, old):
             def select(a, b):
@@ -181,15 +220,25 @@ class SkipStack(keras.layers.Layer):
         hidden_seqs = []
         first_layer = 0
         window_seq = None
-        if self.conditioning is not None:
-            cell, window_layer = self.cells[0], self.conditioning
+        if self.conditioning is not None and self.fused_backward:
+            layer_weights = dict(
+                weights["lstm"][0],
+                stacked_kernel=weights["stacked_kernels"][0],
+                window_kernel=weights["window"]["kernel"],
+                window_bias=weights["window"]["bias"],
+            )
+            (h_seq, window_seq, phi, phi_end), last_lstm, last_window = windowed_lstm_sequence(
+                x_projection[0], mask_t, initial_state["lstm"][0], initial_state["window"], layer_weights,
+                context, self.cells[0].clip,
+            )
+        elif self.conditioning is not None:
 
             def first_layer_and_window(carry, xs):
                 z_x, m = xs
                 lstm_state, window_state = carry
-                z = self._layer_input(0, z_x, None, window_state["w"])
-                h, new_lstm = cell.step(z, lstm_state)
-                w, new_window, extras = window_layer.step(h, window_state, context)
+                h, w, new_lstm, new_window, extras = self._first_layer_step(
+                    z_x, lstm_state, window_state, context, weights
+                )
                 new_carry = keep_masked(m, (new_lstm, new_window), carry)
                 return new_carry, (h, w, extras["phi"], extras["phi_end"])
 
@@ -198,6 +247,7 @@ class SkipStack(keras.layers.Layer):
                 (initial_state["lstm"][0], initial_state["window"]),
                 (x_projection[0], mask_t),
             )
+        if self.conditioning is not None:
             final_state["lstm"][0] = last_lstm
             final_state["window"] = last_window
             hidden_seqs.append(h_seq)
@@ -211,12 +261,18 @@ class SkipStack(keras.layers.Layer):
             below = hidden_seqs[-1] if n else None
             z_seq = self._layer_input(n, x_projection[n], below, window_seq)
 
-            def layer_scan(carry, xs, cell=cell):
-                z, m = xs
-                h, new_state = cell.step(z, carry)
-                return keep_masked(m, new_state, carry), h
+            if self.fused_backward:
+                h0, c0 = initial_state["lstm"][n]
+                h_seq, h_last, c_last = lstm_sequence(z_seq, mask_t, h0, c0, weights["lstm"][n], cell.clip)
+                final_state["lstm"][n] = [h_last, c_last]
+            else:
 
-            final_state["lstm"][n], h_seq = scan(layer_scan, initial_state["lstm"][n], (z_seq, mask_t))
+                def layer_scan(carry, xs, cell=cell, cell_weights=weights["lstm"][n]):
+                    z, m = xs
+                    h, new_state = cell.step(z, carry, cell_weights)
+                    return keep_masked(m, new_state, carry), h
+
+                final_state["lstm"][n], h_seq = scan(layer_scan, initial_state["lstm"][n], (z_seq, mask_t))
             hidden_seqs.append(h_seq)
         result["hidden"] = [batch_major(h) for h in hidden_seqs]
         result["final_state"] = final_state
@@ -230,6 +286,7 @@ class SkipStack(keras.layers.Layer):
             num_layers=self.num_layers,
             clip=self.clip,
             forget_bias=self.forget_bias,
+            fused_backward=self.fused_backward,
             conditioning=(
                 keras.saving.serialize_keras_object(self.conditioning)
                 if self.conditioning is not None

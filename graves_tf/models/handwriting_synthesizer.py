@@ -24,6 +24,8 @@ class HandwritingSynthesizer(SequenceModel):
         num_window_gaussians: K window Gaussians (paper: 10).
         lstm_clip: derivative clip of the LSTM pre-activations (paper: 10).
         output_clip: derivative clip of y_hat (paper: 100).
+        initial_kappa_step: the untrained window's stride in characters per
+            point (see :class:`GaussianWindow`); None: the default bias.
     """
 
     input_dim = 3
@@ -37,6 +39,7 @@ class HandwritingSynthesizer(SequenceModel):
         num_window_gaussians=10,
         lstm_clip=10.0,
         output_clip=100.0,
+        initial_kappa_step=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -47,8 +50,13 @@ class HandwritingSynthesizer(SequenceModel):
         self.num_window_gaussians = int(num_window_gaussians)
         self.lstm_clip = lstm_clip
         self.output_clip = output_clip
+        self.initial_kappa_step = initial_kappa_step
         window = GaussianWindow(
-            num_window_gaussians, alphabet_size, dtype=self.dtype_policy, name="window"
+            num_window_gaussians,
+            alphabet_size,
+            initial_kappa_step=initial_kappa_step,
+            dtype=self.dtype_policy,
+            name="window",
         )
         self.stack = SkipStack(
             self.input_dim,
@@ -87,5 +95,6 @@ class HandwritingSynthesizer(SequenceModel):
             num_window_gaussians=self.num_window_gaussians,
             lstm_clip=self.lstm_clip,
             output_clip=self.output_clip,
+            initial_kappa_step=self.initial_kappa_step,
         )
         return config

@@ -62,9 +62,16 @@ class SequenceModel(keras.Model):
     def call(self, batch, initial_state=None, training=None):
         return self.forward(batch, initial_state=initial_state, training=training)["loss"]
 
-    def step(self, inputs, state, context=None):
-        """One timestep: ``(x_t, state[, context]) -> (y_hat_t, new_state, extras)``."""
-        hidden, new_state, extras = self.stack.step(inputs, state, context)
+    def step_weights(self):
+        """The recurrent weights as tensors, to read once before a loop of :meth:`step` calls."""
+        return self.stack.step_weights()
+
+    def step(self, inputs, state, context=None, weights=None):
+        """One timestep: ``(x_t, state[, context, weights]) -> (y_hat_t, new_state, extras)``.
+
+        ``weights``: :meth:`step_weights`, read once outside the loop; None reads them now.
+        """
+        hidden, new_state, extras = self.stack.step(inputs, state, context, weights)
         return self.head(ops.concatenate(hidden, axis=-1)), new_state, extras
 
 

@@ -1,0 +1,60 @@
+r"""Draws the README's gallery with the shipped synthesis model (or a training run).
+
+    python -m graves_tf.gallery --output_dir=docs/gallery
+    python -m graves_tf.gallery --model_dir=runs/synthesis --output_dir=/tmp/gallery
+
+Writes ``biases.png`` (one text at biases 0, 0.5, 1 and 2, the paper's fig.
+16), ``styles.png`` (each shipped style: the real IAM-OnDB line, then new text
+primed with it, fig. 17), ``attention.png`` (the window weights of one
+sample, fig. 13) and ``density.png`` (its predicted pen densities, fig. 14).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from graves_tf import write  # noqa: E402  (defines --model_dir, --checkpoint, --seed, ...)
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("output_dir", "gallery", "Folder for the pictures.")
+flags.DEFINE_string("gallery_text", "You can write anything you like", "The text of the bias and attention figures.")
+flags.DEFINE_string("style_text", "graves_tf imitates this hand", "What the primed styles write.")
+flags.DEFINE_float("style_bias", 1.0, "Probability bias of the primed samples.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from graves_tf import drawing, pretrained
+
+    model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    path = lambda name: os.path.join(FLAGS.output_dir, name)  # noqa: E731
+    text = FLAGS.gallery_text
+    print(write.save_plot("biases", model, config, text, None, path("biases.png"), FLAGS.seed))
+
+    sample = write.write_lines(model, config, [text], 1.0, FLAGS.seed)[0]
+    print(write.save_plot("attention", model, config, text, sample, path("attention.png")))
+    print(write.save_plot("density", model, config, text, sample, path("density.png")))
+
+    if FLAGS.model_dir is None:
+        rows = []
+        for style in pretrained.list_styles():
+            prime, prime_text = pretrained.style(style["name"])
+            continued = write.write_lines(
+                model, config, [FLAGS.style_text], FLAGS.style_bias, FLAGS.seed, write.at_model_rate(prime, config), prime_text
+            )[0]
+            rows += [(f"{style['name']}: IAM", prime), (f"{style['name']}: sample", continued)]
+        print(drawing.plot_rows(rows, path("styles.png"), title=f'"{FLAGS.style_text}" in each shipped style, bias {FLAGS.style_bias:g}'))
+    release = config.get("release")
+    if release:
+        loss = release["validation"]["float16"]
+        print(f"{where}: step {release['step']}, validation log-loss {loss['loss']:.1f} nats per sequence "
+              f"({loss['sequences']} lines), SSE {loss['sse_per_point']:.3f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,86 @@
+"""The handwriting synthesis model shipped inside the package, and its named styles.
+
+``graves_tf/pretrained/synthesis/`` holds ``model_config.json`` (as a training
+run writes it, plus how the weights were made), ``weights.npz`` (every weight
+of the model by its Keras path, stored as float16 to halve the package) and
+``styles.json`` (priming lines from the IAM-OnDB validation split, in
+whiteboard units at the data's own sampling rate). ``python -m graves_tf.write``
+and ``python -m export`` use it when no ``--model_dir`` is given;
+``python -m graves_tf.pretrained.release`` makes it from a training run.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+
+SYNTHESIS_DIR = pathlib.Path(__file__).parent / "synthesis"
+CONFIG_FILE = "model_config.json"
+WEIGHTS_FILE = "weights.npz"
+STYLES_FILE = "styles.json"
+
+
+class PretrainedNotFound(FileNotFoundError):
+    pass
+
+
+def _require(folder, name):
+    path = pathlib.Path(folder or SYNTHESIS_DIR) / name
+    if not path.exists():
+        raise PretrainedNotFound(
+            f"{path} is missing: this copy of graves_tf has no shipped synthesis model; "
+            f"pass --model_dir of a training run, or reinstall graves_tf"
+        )
+    return path
+
+
+def save_weights(model, path, dtype=np.float16):
+    """Every weight of ``model`` keyed by its Keras path, in ``dtype``."""
+    arrays = {}
+    for variable in model.weights:
+        if variable.path in arrays:
+            raise ValueError(f"two weights share the path {variable.path}")
+        arrays[variable.path] = np.asarray(variable.numpy(), dtype)
+    np.savez_compressed(path, **arrays)
+
+
+def load_weights(model, path):
+    """Assigns the weights :func:`save_weights` wrote; refuses missing, extra or misshapen ones."""
+    with np.load(path) as stored:
+        stored = {key: stored[key] for key in stored.files}
+    expected = {variable.path: variable for variable in model.weights}
+    missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{path} does not fit the model: missing {missing}, unexpected {extra}")
+    for key, variable in expected.items():
+        if tuple(stored[key].shape) != tuple(variable.shape):
+            raise ValueError(f"{path}: {key} has shape {stored[key].shape}, the model {variable.shape}")
+        variable.assign(stored[key].astype(variable.dtype))
+
+
+def load_synthesizer(folder=None):
+    """``(model, config)`` of the shipped synthesis model, as ``run_dir.load_run`` returns them."""
+    from graves_tf import experiment
+
+    with open(_require(folder, CONFIG_FILE)) as f:
+        config = json.load(f)
+    model = experiment.build_model(experiment.ModelSpec(**config["spec"]))
+    weights = _require(folder, WEIGHTS_FILE)
+    load_weights(model, weights)
+    config["checkpoint"] = str(weights)
+    return model, config
+
+
+def list_styles(folder=None):
+    """The shipped styles: dicts with ``name``, ``line_id``, ``text``, ``description``, ``strokes``."""
+    with open(_require(folder, STYLES_FILE)) as f:
+        return json.load(f)["styles"]
+
+
+def style(name, folder=None):
+    """``(offsets, text)`` of a shipped style: ``(T, 3)`` whiteboard-unit offsets and their text."""
+    styles = {s["name"]: s for s in list_styles(folder)}
+    if name not in styles:
+        raise KeyError(f"no style {name!r}; shipped styles: {', '.join(styles)}")
+    chosen = styles[name]
+    return np.asarray(chosen["strokes"], np.float64), chosen["text"]

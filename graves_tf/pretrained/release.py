@@ -1,0 +1,139 @@
+r"""Makes the shipped synthesis model (graves_tf/pretrained/synthesis) from a training run.
+
+    python -m graves_tf.pretrained.release --model_dir=runs/synthesis --data_dir=~/tensorflow_datasets \
+        --styles=NAME=LINE_ID:DESCRIPTION,...
+    python -m graves_tf.pretrained.release --model_dir=runs/synthesis --style_candidates=24 -o candidates.png
+
+It stores the checkpoint's weights as float16, measures the validation
+log-loss with the float32 checkpoint and with the float16 weights (both go
+into ``model_config.json`` under ``release``), and stores the named styles:
+IAM-OnDB lines, usually from the validation split, that ``--style`` primes
+with. ``--style_candidates`` instead draws validation lines of a good length
+from distinct forms on one sheet, to choose styles from.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --checkpoint, --data_dir, --output)
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string(
+    "styles", None,
+    "Comma-separated NAME=LINE_ID:DESCRIPTION entries, e.g. "
+    "neat=f04-000-02:upright print. The lines are looked up in the built IAM-OnDB.",
+)
+flags.DEFINE_integer("style_candidates", 0, "Draw this many candidate style lines to --output and exit.")
+flags.DEFINE_string("release_dir", None, "Where to write the release (default: graves_tf/pretrained/synthesis).")
+flags.DEFINE_integer("eval_batch_size", 16, "Lines per validation batch.")
+
+
+def parse_styles(text):
+    styles = []
+    for entry in text.split(","):
+        name, sep, rest = entry.partition("=")
+        line_id, _, description = rest.partition(":")
+        if not sep or not name.strip() or not line_id.strip():
+            raise app.UsageError(f"--styles entry {entry!r} is not NAME=LINE_ID:DESCRIPTION")
+        styles.append((name.strip(), line_id.strip(), description.strip()))
+    return styles
+
+
+def validation_loss(model, spec, data_dir):
+    from graves_tf import datasets, evaluation
+
+    bundle = datasets.load_bundle(spec, FLAGS.eval_batch_size, data_dir=data_dir)
+    return evaluation.evaluate_handwriting(model, bundle.split_batches(bundle.validation_split))
+
+
+def draw_candidates(count, data_dir, path):
+    import tensorflow_datasets as tfds
+
+    from graves_tf import datasets, drawing
+
+    builder = datasets.prepare_builder("iam_ondb", data_dir)
+    rows, forms = [], set()
+    for example in tfds.as_numpy(builder.as_dataset(split="validation")):
+        line_id, text = example["id"].decode(), example["text"].decode()
+        form = line_id.rsplit("-", 1)[0]
+        if form in forms or not 30 <= len(text) <= 50:
+            continue
+        forms.add(form)
+        rows.append((line_id, example["strokes"].astype("float64")))
+        if len(rows) == count:
+            break
+    drawing.plot_rows(rows, path)
+    print(f"drew {len(rows)} candidate lines to {path}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.style_candidates:
+        return draw_candidates(FLAGS.style_candidates, FLAGS.data_dir, FLAGS.output or "style_candidates.png")
+    if not FLAGS.model_dir or not FLAGS.styles:
+        raise app.UsageError("--model_dir and --styles are required")
+    styles = parse_styles(FLAGS.styles)
+
+    import numpy as np
+
+    from graves_tf import pretrained, run_dir
+    from graves_tf.write import find_iam_line
+
+    model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    if config["spec"]["model"] != "handwriting_synthesizer":
+        sys.exit(f"{FLAGS.model_dir} holds a {config['spec']['model']}, not a handwriting synthesizer")
+    spec = experiment.ModelSpec(**config["spec"])
+    import tensorflow as tf
+
+    step = int(tf.train.load_variable(config["checkpoint"], "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    print(f"checkpoint {config['checkpoint']} (step {step})")
+
+    float32 = validation_loss(model, spec, FLAGS.data_dir)
+    print(f"validation float32: {float32['loss']:.1f} nats per sequence, SSE {float32['sse_per_point']:.3f}")
+
+    release_dir = FLAGS.release_dir or str(pretrained.SYNTHESIS_DIR)
+    staging = release_dir.rstrip("/") + ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    weights = os.path.join(staging, pretrained.WEIGHTS_FILE)
+    pretrained.save_weights(model, weights)
+    pretrained.load_weights(model, weights)
+    float16 = validation_loss(model, spec, FLAGS.data_dir)
+    print(f"validation float16: {float16['loss']:.1f} nats per sequence, SSE {float16['sse_per_point']:.3f}")
+
+    shipped = []
+    for name, line_id, description in styles:
+        offsets, text = find_iam_line(line_id, FLAGS.data_dir)
+        shipped.append({
+            "name": name, "line_id": line_id, "description": description, "text": text,
+            "strokes": np.asarray(offsets).astype(int).tolist(),
+        })
+    with open(os.path.join(staging, pretrained.STYLES_FILE), "w") as f:
+        json.dump({"source": "IAM-OnDB lineStrokes (whiteboard units, every pen position)", "styles": shipped}, f)
+
+    release = dict(config)
+    release.pop("checkpoint")
+    release["release"] = {
+        "run": os.path.basename(os.path.normpath(FLAGS.model_dir)),
+        "step": step,
+        "weights_dtype": "float16",
+        "validation": {"float32": float32, "float16": float16},
+    }
+    with open(os.path.join(staging, pretrained.CONFIG_FILE), "w") as f:
+        json.dump(release, f, indent=2)
+    shutil.rmtree(release_dir, ignore_errors=True)
+    os.replace(staging, release_dir)
+    size = sum(os.path.getsize(os.path.join(release_dir, n)) for n in os.listdir(release_dir))
+    print(f"released step {step} to {release_dir} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    app.run(main)
