@@ -17,7 +17,11 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["graves_tf", "graves_tf.*", "tfds_builders", "tfds_builders.*", "export", "export.*"]),
-    package_data={"graves_tf": ["configs/*.cfg", "pretrained/synthesis/*"]},
+    package_data={
+        "graves_tf": ["configs/*.cfg", "pretrained/synthesis/*"],
+        # TFDS reads checksums.tsv next to each builder; dummy_data/ serves the notebooks and tests.
+        "tfds_builders": ["*.md", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/**/*"],
+    },
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16,<2.22",
@@ -36,7 +40,8 @@ setup(
     ],
     extras_require={
         # tfds.testing (the builders' DatasetBuilderTestCase tests) needs dill.
-        "test": ["pytest>=7", "pytest-xdist>=3", "dill>=0.3"],
+        # tests/test_notebooks.py runs colab/*.ipynb with nbclient on an ipykernel.
+        "test": ["pytest>=7", "pytest-xdist>=3", "dill>=0.3", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -204,7 +204,7 @@ def sample_image_fn(offset_mean, offset_std, text="the quick brown fox", max_ste
 _COMPILED = {}
 
 
-def compiled_sampler(model, jit_compile=False):
+def compiled_sampler(model, jit_compile=False, steps_per_character=DEFAULT_STEPS_PER_CHARACTER):
     """:func:`sample_handwriting` as a ``tf.function`` cached per model:
     ``(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None)``.
 
@@ -214,18 +214,25 @@ def compiled_sampler(model, jit_compile=False):
     project's 2-core CPU XLA about doubles batch-1 sampling speed
     (``python -m benchmarks.speed``).
     """
-    key = (id(model), bool(jit_compile))
+    key = (id(model), bool(jit_compile), int(steps_per_character))
     if key not in _COMPILED:
 
         @tf.function(reduce_retracing=True, jit_compile=jit_compile)
         def sampler(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None):
             return sample_handwriting(
-                model, batch_size, max_steps, bias, seed, context, prime=prime, prime_lengths=prime_lengths
+                model, batch_size, max_steps, bias, seed, context, prime=prime, prime_lengths=prime_lengths,
+                steps_per_character=steps_per_character,
             )
 
-        _COMPILED[key] = lambda batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None: sampler(
-            batch_size, max_steps, tf.constant(bias, tf.float32), tf.constant(seed, tf.int64), context, prime, prime_lengths
-        )
+        def call(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None):
+            if not jit_compile:  # a tensor, so that each new step count does not retrace
+                max_steps = tf.constant(max_steps, tf.int32)
+            return sampler(
+                batch_size, max_steps, tf.constant(bias, tf.float32), tf.constant(seed, tf.int64), context, prime,
+                prime_lengths,
+            )
+
+        _COMPILED[key] = call
     return _COMPILED[key]
 
 

@@ -130,8 +130,7 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
 
     Returns ``(offsets, stopped)``: a list of ``(T, 3)`` offsets in whiteboard
     units, and per line whether the end-of-sequence rule (section 5.3) ended it
-    before the cap of ``steps_per_character`` points per character of the
-    longest text. With ``prime`` (IAM-rate offsets at the model's rate) and
+    before the cap of ``steps_per_character`` points per character of its text. With ``prime`` (IAM-rate offsets at the model's rate) and
     ``prime_text``, every line continues that handwriting (section 5.5).
     """
     import numpy as np
@@ -142,7 +141,7 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
 
     alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
     mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
-    sampler = sampling.compiled_sampler(model)
+    sampler = sampling.compiled_sampler(model, steps_per_character=steps_per_character)
     full = [(prime_text + " " + t) if prime_text else t for t in texts]
     ids = [alphabet.encode(t) for t in full]
     width = max(len(i) for i in ids)
@@ -162,7 +161,7 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
         strokes, counts = sampler(len(texts), max_steps, bias, seed, context, tf.constant(primes), tf.constant(lengths))
     counts = counts.numpy()
     offsets = [sampling.denormalise(s[:n], mean, std) for s, n in zip(strokes.numpy(), counts)]
-    return offsets, [bool(n < max_steps) for n in counts]
+    return offsets, [bool(n < steps_per_character * len(i)) for n, i in zip(counts, ids)]
 
 
 def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, steps_per_character=40):
@@ -183,6 +182,7 @@ def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, s
 def teacher_forced(model, config, text, offsets):
     """The model's outputs (``phi``, ``outputs``, ``loss``, ...) reading ``offsets`` of ``text``."""
     import numpy as np
+    import tensorflow as tf
 
     from graves_tf import alphabet as alphabet_lib
 
@@ -193,7 +193,12 @@ def teacher_forced(model, config, text, offsets):
     inputs = np.concatenate([np.zeros((1, 3)), normalised[:-1]])[None].astype(np.float32)
     batch = {"inputs": inputs, "targets": normalised[None].astype(np.float32),
              "text": np.asarray([alphabet.encode(text)], np.int32)}
-    return model.forward(batch)
+    if id(model) not in _FORWARD:
+        _FORWARD[id(model)] = tf.function(model.forward, reduce_retracing=True)
+    return _FORWARD[id(model)](batch)
+
+
+_FORWARD = {}
 
 
 def save_plot(kind, model, config, text, offsets, path, seed=0):
