@@ -105,17 +105,27 @@ def load_prime_strokes(path, offset_std):
     return np.concatenate([offsets, ends[:, None]], axis=1)
 
 
-def find_iam_line(line_id, data_dir):
+def find_iam_lines(line_ids, data_dir):
+    """``{line_id: (strokes, text)}`` of IAM-OnDB lines of the built dataset, read in one pass."""
     import tensorflow_datasets as tfds
 
     from graves_tf import datasets
 
     builder = datasets.prepare_builder("iam_ondb", data_dir)
+    wanted, found = set(line_ids), {}
     for split in builder.info.splits:
         for example in tfds.as_numpy(builder.as_dataset(split=split)):
-            if example["id"].decode() == line_id:
-                return example["strokes"].astype("float64"), example["text"].decode()
-    raise WriteError(f"no line {line_id!r} in {builder.data_dir}")
+            line_id = example["id"].decode()
+            if line_id in wanted:
+                found[line_id] = (example["strokes"].astype("float64"), example["text"].decode())
+                if len(found) == len(wanted):
+                    return found
+    missing = sorted(wanted - set(found))
+    raise WriteError(f"no line {', '.join(map(repr, missing))} in {builder.data_dir}")
+
+
+def find_iam_line(line_id, data_dir):
+    return find_iam_lines([line_id], data_dir)[line_id]
 
 
 def at_model_rate(offsets, config):

@@ -5,7 +5,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import types
 import xml.etree.ElementTree as ElementTree
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,6 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from graves_tf import drawing, experiment, pretrained, run_dir, write  # noqa: E402
 from graves_tf.data.handwriting import downsample_strokes  # noqa: E402
+from run_folders import make_handwriting_run  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPEC = experiment.ModelSpec(
@@ -67,13 +67,7 @@ def test_initial_kappa_step_sets_the_untrained_window_pace():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(1)
-    model = experiment.build_model(SPEC)
-    bundle = types.SimpleNamespace(offset_mean=[16.0, 0.2], offset_std=[70.0, 60.0], vocabulary=None)
-    run_dir.save_run_config(str(folder), SPEC, bundle)
-    tf.train.Checkpoint(model=model, step=tf.Variable(7, dtype=tf.int64)).save(str(folder / "checkpoints" / "ckpt"))
-    return str(folder)
+    return make_handwriting_run(tmp_path_factory.mktemp("run"), SPEC, [16.0, 0.2], [70.0, 60.0], seed=1, step=7)
 
 
 def test_float16_weights_round_trip_and_refuse_another_model(tiny_run, tmp_path):

@@ -4,17 +4,15 @@ import json
 import os
 import subprocess
 import sys
-import types
 import xml.etree.ElementTree as ElementTree
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from graves_tf import experiment, run_dir, write  # noqa: E402
+from run_folders import make_handwriting_run  # noqa: E402
 
 SPEC = experiment.ModelSpec(
     model="handwriting_synthesizer", dataset="iam_ondb", num_layers=2, units=16, num_mixtures=3,
@@ -25,13 +23,7 @@ SPEC = experiment.ModelSpec(
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A synthesis 'training run' folder: config, statistics and a checkpoint of random weights."""
-    folder = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(0)
-    model = experiment.build_model(SPEC)
-    bundle = types.SimpleNamespace(offset_mean=[8.0, 0.1], offset_std=[40.0, 37.0], vocabulary=None)
-    run_dir.save_run_config(str(folder), SPEC, bundle)
-    tf.train.Checkpoint(model=model).save(str(folder / "checkpoints" / "ckpt"))
-    return str(folder)
+    return make_handwriting_run(tmp_path_factory.mktemp("run"), SPEC, [8.0, 0.1], [40.0, 37.0], seed=0)
 
 
 def run_write(*args):

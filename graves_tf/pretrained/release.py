@@ -85,7 +85,7 @@ def main(argv):
     import numpy as np
 
     from graves_tf import pretrained, run_dir
-    from graves_tf.write import find_iam_line
+    from graves_tf.write import find_iam_lines
 
     model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     if config["spec"]["model"] != "handwriting_synthesizer":
@@ -109,9 +109,10 @@ def main(argv):
     float16 = validation_loss(model, spec, FLAGS.data_dir)
     print(f"validation float16: {float16['loss']:.1f} nats per sequence, SSE {float16['sse_per_point']:.3f}")
 
+    lines = find_iam_lines([line_id for _, line_id, _ in styles], FLAGS.data_dir)
     shipped = []
     for name, line_id, description in styles:
-        offsets, text = find_iam_line(line_id, FLAGS.data_dir)
+        offsets, text = lines[line_id]
         shipped.append({
             "name": name, "line_id": line_id, "description": description, "text": text,
             "strokes": np.asarray(offsets).astype(int).tolist(),
