@@ -130,6 +130,7 @@ class TextExport(tf.Module):
         self._model = model
         self.model_variables = list(model.weights)
         self.symbols = tf.constant(list(symbols))
+        self.num_symbols = len(symbols)
         self.table = _lookup(symbols, -2)
         self.level = level  # "word": space-separated words; otherwise characters
 
@@ -150,8 +151,9 @@ class TextExport(tf.Module):
     ])
     def sample(self, prime, num_steps, temperature, seed):
         ids = self.table.lookup(self._tokens(prime))
-        ids = tf.where(ids < 0, tf.zeros_like(ids), ids).to_tensor()
-        sampled = sample_text(self._model, ids, num_steps, temperature, seed)
+        tf.debugging.assert_non_negative(ids.flat_values, message="a symbol of the prime is not in the vocabulary")
+        ids = ids.to_tensor()
+        sampled = sample_text(self._model, ids, num_steps, temperature, seed, num_symbols=self.num_symbols)
         return {"text": self._join(sampled), "ids": sampled}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])

@@ -11,6 +11,8 @@ graph.
   string; temperature 0 is greedy.
 """
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -131,7 +133,7 @@ def sample_handwriting(
     return tf.where(keep[..., None], strokes, tf.zeros_like(strokes)), counts
 
 
-def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0):
+def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbols=None):
     """Samples ``num_steps`` symbols after a priming sequence.
 
     Args:
@@ -141,6 +143,9 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0):
         num_steps: symbols to sample.
         temperature: softmax temperature; 0 picks the most probable symbol (greedy).
         seed: integer seed.
+        num_symbols: only ids below this are sampled (a vocabulary smaller
+            than the output layer, e.g. bytes absent from the training data);
+            None: every class.
 
     Returns:
         ``(batch, num_steps)`` int32 sampled ids.
@@ -161,8 +166,13 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0):
         lambda t, *_: t < prime_length, feed, (tf.constant(0), state, tf.zeros((batch_size, vocab), model.compute_dtype))
     )
     temperature = tf.cast(temperature, logits.dtype)
+    if num_symbols is not None and num_symbols < vocab:
+        no_symbol = tf.concat([tf.zeros((num_symbols,), logits.dtype), tf.fill((vocab - num_symbols,), -math.inf)], 0)
+    else:
+        no_symbol = tf.zeros((vocab,), logits.dtype)
 
     def body(t, state, logits, outputs):
+        logits = logits + tf.cast(no_symbol, logits.dtype)
         noise = tf.random.stateless_uniform(
             tf.shape(logits), seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(t, tf.int64)]),
             minval=1e-20, maxval=1.0, dtype=logits.dtype,

@@ -117,6 +117,7 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch", trainable=False)
             self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, name="batch_in_epoch", trainable=False)
             self.best_validation = tf.Variable(math.inf, dtype=tf.float64, name="best_validation", trainable=False)
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, name="train_seconds", trainable=False)
             self.noise = None
             if config.weight_noise:
                 self.noise = FixedWeightNoise(config.weight_noise, seed=config.seed)
@@ -138,9 +139,11 @@ class Trainer:
             epoch=self.epoch,
             batch_in_epoch=self.batch_in_epoch,
             best_validation=self.best_validation,
+            train_seconds=self.train_seconds,
         )
         if isinstance(self.noise, AdaptiveWeightNoise):
             trackables["weight_noise"] = self.noise
+        self._trackables = trackables
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=3
@@ -161,7 +164,15 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest is None:
             return None
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        status = self.checkpoint.restore(latest)
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError:
+            # Runs saved before train_seconds existed resume with the clock at 0.
+            self.train_seconds.assign(0.0)
+            tf.train.Checkpoint(**{k: v for k, v in self._trackables.items() if k != "train_seconds"}).restore(
+                latest
+            ).assert_existing_objects_matched()
         return int(self.step.numpy())
 
     def init_from(self, path):
@@ -290,6 +301,7 @@ class Trainer:
         bad_steps = 0
         validation = None
         state = None
+        self._clock = time.monotonic()
         while int(self.step.numpy()) < config.train_steps:
             epoch = int(self.epoch.numpy())
             dataset = self.train_data.make_epoch(epoch).skip(int(self.batch_in_epoch.numpy()))
@@ -320,6 +332,8 @@ class Trainer:
                 state = final_state if carries_state else None
                 self.step.assign_add(1)
                 step = int(self.step.numpy())
+                self._tick()
+                metrics.update(self._progress_metrics())
                 progress.update(step, metrics)
                 if step % config.log_every == 0 or step == config.train_steps:
                     self._log(self.writer, step, metrics)
@@ -346,6 +360,20 @@ class Trainer:
                 state = None
         progress.close()
         return validation
+
+    def _tick(self):
+        """Adds the wall time since the last tick to ``train_seconds`` (saved with the checkpoint)."""
+        now = time.monotonic()
+        self.train_seconds.assign_add(now - self._clock)
+        self._clock = now
+
+    def _progress_metrics(self):
+        metrics = {"train_hours": float(self.train_seconds.numpy()) / 3600.0}
+        if self.config.num_training_sequences:
+            metrics["epochs"] = (
+                float(self.step.numpy()) * self.train_data.global_batch_size / self.config.num_training_sequences
+            )
+        return metrics
 
     def _roll_back(self, bad_steps):
         latest = self.manager.latest_checkpoint

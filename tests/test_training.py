@@ -78,6 +78,33 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_training_time_is_saved_and_accumulates_across_resumes(tmp_path):
+    first = make_trainer(tmp_path, 10)
+    first.fit()
+    spent = float(first.train_seconds.numpy())
+    assert spent > 0
+    second = make_trainer(tmp_path, 20)
+    assert second.restore() == 10
+    assert float(second.train_seconds.numpy()) == spent
+    second.fit()
+    assert float(second.train_seconds.numpy()) > spent
+    assert second._progress_metrics()["train_hours"] == float(second.train_seconds.numpy()) / 3600
+
+
+def test_a_checkpoint_from_before_the_training_clock_resumes(tmp_path):
+    trainer = make_trainer(tmp_path, 10)
+    trainer.fit()
+    trackables = {k: v for k, v in trainer._trackables.items() if k != "train_seconds"}
+    tf.train.Checkpoint(**trackables).save(str(tmp_path / "checkpoints" / "old"))
+    with open(tmp_path / "checkpoints" / "checkpoint", "w") as f:
+        f.write(f'model_checkpoint_path: "{tmp_path / "checkpoints" / "old-1"}"\n')
+    resumed = make_trainer(tmp_path, 12)
+    assert resumed.restore() == 10
+    assert float(resumed.train_seconds.numpy()) == 0.0
+    resumed.fit()
+    assert int(resumed.step.numpy()) == 12
+
+
 def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, caplog):
     trainer = make_trainer(tmp_path, 5)
     trainer.fit()  # a checkpoint at step 5

@@ -1,0 +1,139 @@
+"""The text results table and the text sample page, end to end on the PTB builder's dummy data."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+from benchmarks import text_results
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DUMMY_PTB = REPO / "tfds_builders" / "ptb" / "dummy_data" / "manual"
+SMALL = ("--batch_size=2", "--segment_length=5")
+TINY_ROW = text_results.Row(
+    "tiny_text", "tiny PTB char", "tiny_text", "ptb", "test", (1.32, 167, 28.5), (1.29, 148, 28.0), 9,
+    extra_flags=SMALL,
+)
+
+
+def run(args, **kwargs):
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=REPO, **kwargs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text_runs")
+    run([
+        "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={root / 'tfds'}",
+        f"--manual_dir={DUMMY_PTB}", f"--model_dir={root / 'runs' / 'tiny_text'}", *SMALL,
+        "--train_steps=4", "--eval_every=2", "--noprogress_bar",
+    ])
+    return root
+
+
+@pytest.fixture
+def table_flags(runs, monkeypatch):
+    monkeypatch.setattr(text_results, "ROWS", (TINY_ROW,))
+    flags.FLAGS([
+        "text_results", f"--runs_dir={runs / 'runs'}", f"--data_dir={runs / 'tfds'}", f"--manual_dir_ptb={DUMMY_PTB}",
+        f"--output_markdown={runs / 'table.md'}",
+    ])
+    yield runs
+    flags.FLAGS.unparse_flags()
+
+
+def test_table_rows_match_evaluate_and_the_paper(table_flags, capsys):
+    runs = table_flags
+    text_results.main(["text_results"])
+    printed = capsys.readouterr().out
+    assert printed.count("running:") == 2  # static and dynamic evaluation
+    static = json.loads((runs / "runs" / "tiny_text" / "results" / "test_static.json").read_text())
+    dynamic = json.loads((runs / "runs" / "tiny_text" / "results" / "test_dynamic.json").read_text())
+    assert static["dynamic"] is False and dynamic["dynamic"] is True
+    table = (runs / "table.md").read_text()
+    row_static = next(line for line in table.splitlines() if "test, static" in line)
+    row_dynamic = next(line for line in table.splitlines() if "test, dynamic" in line)
+    cells = [c.strip() for c in row_static.split("|")[1:-1]]
+    assert cells[2] == f"{static['bits_per_symbol']:.3f}" and cells[3] == "1.32"
+    assert cells[6] == f"{100 * static['error_rate']:.1f}" and cells[7] == "28.5"
+    assert cells[8].startswith("4 updates") and " h; best at " in cells[8] and cells[9] == "9 epochs"
+    assert f"{dynamic['bits_per_symbol']:.3f}" in row_dynamic and "| 1.29 |" in row_dynamic
+    assert "python -m graves_tf.train --flagfile=graves_tf/configs/tiny_text.cfg" in table
+    assert "--train_steps=4" in table and "--dynamic" in table
+
+    text_results.main(["text_results"])  # the same checkpoint: the cached evaluations are reused
+    assert "running:" not in capsys.readouterr().out
+
+
+def test_a_new_best_checkpoint_is_evaluated_again(table_flags, capsys):
+    runs = table_flags
+    results = runs / "runs" / "tiny_text" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for name in ("test_static.json", "test_dynamic.json"):
+        (results / name).write_text(json.dumps({"checkpoint": "an/older/ckpt-1", "bits_per_symbol": 9.0}))
+    text_results.main(["text_results"])
+    assert capsys.readouterr().out.count("running:") == 2
+    assert json.loads((results / "test_static.json").read_text())["bits_per_symbol"] != 9.0
+
+
+def test_unknown_rows_are_refused(table_flags):
+    flags.FLAGS.rows = ["ptb_chr"]
+    with pytest.raises(SystemExit, match="unknown rows: ptb_chr"):
+        text_results.main(["text_results"])
+
+
+def test_every_paper_row_has_a_config():
+    for row in text_results.ROWS:
+        assert (REPO / "graves_tf" / "configs" / f"{row.flagfile}.cfg").exists(), row.flagfile
+        if row.init_from:
+            assert row.init_from in {r.run for r in text_results.ROWS}
+
+
+@pytest.fixture(scope="module")
+def exported(runs):
+    folder = runs / "exported"
+    run(["-m", "export", f"--model_dir={runs / 'runs' / 'tiny_text'}", f"--output={folder}"])
+    return folder
+
+
+def test_sample_page_comes_from_the_sample_signature(exported, runs):
+    page = runs / "page.md"
+    result = run([
+        "-m", "benchmarks.text_samples", f"--saved_model=tiny PTB={exported}", "--prime=the ", "--num_steps=40",
+        "--seed=3", f"--output_markdown={page}",
+    ])
+    text = page.read_text()
+    assert text.strip() in result.stdout
+    assert text.startswith("#### tiny PTB") and "40 symbols, temperature 1, seed 3" in text
+
+    from graves_tf import run_dir, sampling
+
+    model, config = run_dir.load_run(str(runs / "runs" / "tiny_text"))
+    symbols = [" " if s == "_" else s for s in config["vocabulary"]]
+    prime = [[config["vocabulary"].index("_" if c == " " else c) for c in "the "]]
+    ids = sampling.sample_text(model, tf.constant(prime), 40, temperature=1.0, seed=3, num_symbols=len(symbols))
+    ids = ids.numpy()[0]
+    expected = "the " + "".join(symbols[i] for i in ids)
+    body = text.split("```text\n")[1].split("\n```")[0]
+    assert body == expected
+
+
+def test_a_prime_outside_the_vocabulary_is_an_error(exported):
+    loaded = tf.saved_model.load(str(exported))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not in the vocabulary"):
+        loaded.signatures["sample"](
+            prime=tf.constant(["the \u00e9"]), num_steps=tf.constant(5), temperature=tf.constant(1.0),
+            seed=tf.constant(0, tf.int64),
+        )
+    ids = loaded.signatures["sample"](
+        prime=tf.constant(["the "]), num_steps=tf.constant(5), temperature=tf.constant(0.0),
+        seed=tf.constant(0, tf.int64),
+    )["ids"].numpy()
+    assert ids.shape == (1, 5) and np.all(ids >= 0)
