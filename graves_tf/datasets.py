@@ -84,6 +84,7 @@ class DataBundle:
     offset_mean: np.ndarray | None = None
     offset_std: np.ndarray | None = None
     validation_split: str = "validation"
+    bucket_boundaries: tuple = ()  # of the training batches' lengths (none for fixed-length segments)
 
 
 def downsampled_offset_statistics(builder, point_stride):
@@ -109,6 +110,7 @@ def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=No
     else:
         mean, std = downsampled_offset_statistics(builder, point_stride)
     num_train = builder.info.splits["train"].num_examples
+    boundaries = tuple(b // point_stride for b in HANDWRITING_BUCKETS)
 
     def make_epoch(epoch):
         return handwriting_batches(
@@ -117,7 +119,7 @@ def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=No
             mean,
             std,
             alphabet,
-            bucket_boundaries=tuple(b // point_stride for b in HANDWRITING_BUCKETS),
+            bucket_boundaries=boundaries,
             shuffle_buffer=num_train,
             seed=seed + epoch,
             max_length=max_length,
@@ -132,12 +134,15 @@ def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=No
             mean,
             std,
             alphabet,
-            bucket_boundaries=tuple(b // point_stride for b in HANDWRITING_BUCKETS),
+            bucket_boundaries=boundaries,
             max_length=max_length,
             point_stride=point_stride,
         )
 
-    return DataBundle("handwriting", make_epoch, split_batches, num_train, offset_mean=mean, offset_std=std)
+    return DataBundle(
+        "handwriting", make_epoch, split_batches, num_train, offset_mean=mean, offset_std=std,
+        bucket_boundaries=boundaries,
+    )
 
 
 def text_vocabulary(builder):
@@ -208,7 +213,10 @@ def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
             )
 
         num_sequences = num_lines
-    return DataBundle("text", make_epoch, split_batches, num_sequences, vocabulary=vocabulary)
+    boundaries = () if segment_length else SENTENCE_BUCKETS[level]
+    return DataBundle(
+        "text", make_epoch, split_batches, num_sequences, vocabulary=vocabulary, bucket_boundaries=boundaries
+    )
 
 
 def load_bundle(spec, batch_size, data_dir=None, manual_dir=None, segment_length=0, reset_every=1,

@@ -41,6 +41,12 @@ flags.DEFINE_integer("log_every", 10, "Write training scalars every this many up
 flags.DEFINE_integer("sample_every", 0, "Handwriting: log a rendered sample every this many updates.")
 flags.DEFINE_integer("max_bad_steps", 5, "Consecutive non-finite updates before rolling back.")
 flags.DEFINE_bool("progress_bar", True, "Show a progress bar with rate and ETA.")
+flags.DEFINE_bool(
+    "jit_compile",
+    False,
+    "Compile the update with XLA; batches are padded to a few fixed shapes (bucket boundaries), "
+    "each compiled once when first seen.",
+)
 
 
 def describe_experiment(spec):
@@ -66,6 +72,15 @@ def describe_experiment(spec):
     if FLAGS.adaptive_weight_noise:
         lines.append(f"adaptive weight noise: initial std {FLAGS.adaptive_noise_init_std}")
     return "\n".join(lines)
+
+
+def training_batches(bundle):
+    """``epoch -> dataset`` of training batches; with --jit_compile padded to a few fixed shapes."""
+    if not FLAGS.jit_compile:
+        return bundle.make_epoch
+    from graves_tf.data.text import pad_to_stable_shapes
+
+    return lambda epoch: pad_to_stable_shapes(bundle.make_epoch(epoch), bundle.bucket_boundaries)
 
 
 def run_training(spec):
@@ -110,6 +125,7 @@ def run_training(spec):
         sample_every=FLAGS.sample_every,
         progress_bar=FLAGS.progress_bar,
         seed=FLAGS.seed,
+        jit_compile=FLAGS.jit_compile,
     )
     sample_image_fn = None
     if spec.kind == "handwriting" and FLAGS.sample_every:
@@ -125,7 +141,7 @@ def run_training(spec):
         model,
         optimizer,
         config,
-        training.DataSource(bundle.make_epoch, FLAGS.batch_size),
+        training.DataSource(training_batches(bundle), FLAGS.batch_size),
         validation_data=lambda: bundle.split_batches(bundle.validation_split),
         strategy=strategy,
         sample_image_fn=sample_image_fn,

@@ -42,6 +42,7 @@ class TrainConfig:
     sample_every: int = 0
     progress_bar: bool = True
     seed: int = 0
+    jit_compile: bool = False  # compile the update with XLA (one compilation per batch shape)
 
 
 class DataSource:
@@ -154,7 +155,9 @@ class Trainer:
         self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
         self.validation_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "validation"))
         self._stop_signal = None
-        self._step = tf.function(self._distributed_step, reduce_retracing=True)
+        self._step = tf.function(
+            self._distributed_step, reduce_retracing=True, jit_compile=config.jit_compile or None
+        )
         self._evaluate = tf.function(self._distributed_evaluate, reduce_retracing=True)
 
     # -- state -------------------------------------------------------------

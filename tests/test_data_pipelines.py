@@ -10,6 +10,7 @@ import tensorflow as tf  # noqa: E402
 
 from graves_tf import alphabet  # noqa: E402
 from graves_tf.data import Vocabulary, handwriting_batches, sentence_batches, stream_segments  # noqa: E402
+from graves_tf.data.text import pad_to_stable_shapes  # noqa: E402
 from graves_tf.models import HandwritingSynthesizer, TextPredictor  # noqa: E402
 
 
@@ -66,6 +67,38 @@ def test_bucketing_groups_lines_of_similar_length():
     widths = sorted(int(b["inputs"].shape[1]) for b in batches)
     assert widths == [6, 7, 52, 55]  # short with short, long with long
     assert "text" not in batches[0]
+
+
+def test_stable_shapes_leave_every_loss_unchanged_with_few_shapes():
+    lengths = [5, 50, 6, 55, 7, 52, 90, 95, 33, 21]
+    texts = ["a", "bc d", "efgh", "the end of it", "x", "yz", "a longer one here", "b", "cc c", "seventeen letters"]
+    dataset, _ = iam_like(lengths, texts)
+    batches = handwriting_batches(dataset, 2, [0, 0], [1, 1], alphabet.PAPER, bucket_boundaries=(20, 60))
+    stable = pad_to_stable_shapes(batches, (20, 60), time_multiple=32, text_multiple=8)
+    model = HandwritingSynthesizer(units=8, num_layers=2, num_mixtures=2, num_window_gaussians=2)
+    shapes = set()
+    for batch, padded in zip(batches, stable):
+        steps, width = padded["inputs"].shape[1], padded["text"].shape[1]
+        assert steps in (20, 60) or (steps > 60 and steps % 32 == 0), steps
+        assert width % 8 == 0 and width >= batch["text"].shape[1]
+        shapes.add((steps, width))
+        np.testing.assert_array_equal(padded["lengths"], batch["lengths"])
+        np.testing.assert_array_equal(padded["inputs"][:, : batch["inputs"].shape[1]], batch["inputs"])
+        np.testing.assert_array_equal(padded["inputs"][:, batch["inputs"].shape[1] :], 0)
+        np.testing.assert_allclose(model(padded), model(batch), rtol=1e-5)
+    assert {steps for steps, _ in shapes} == {20, 60, 96}
+
+
+def test_stable_shapes_pad_text_inputs_with_the_null_input():
+    vocab = Vocabulary(["<eos>", "<unk>", "the", "cat"], end_of_line="<eos>", unknown="<unk>")
+    lines = tf.data.Dataset.from_tensor_slices(["the cat", "cat"])
+    batches = sentence_batches(lines, vocab, "word", 2)
+    batch, padded = next(iter(batches)), next(iter(pad_to_stable_shapes(batches, (8,))))
+    assert padded["inputs"].shape == (2, 8)
+    np.testing.assert_array_equal(padded["inputs"][:, 3:], -1)
+    np.testing.assert_array_equal(padded["targets"][:, 3:], 0)
+    model = TextPredictor(len(vocab), units=4)
+    np.testing.assert_allclose(model(padded), model(batch), rtol=1e-6)
 
 
 def test_sentence_batches_end_every_sentence_and_start_with_null():

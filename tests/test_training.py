@@ -105,6 +105,15 @@ def test_a_checkpoint_from_before_the_training_clock_resumes(tmp_path):
     assert int(resumed.step.numpy()) == 12
 
 
+def test_an_xla_compiled_update_trains_as_the_graph_does(tmp_path):
+    graph = make_trainer(tmp_path / "graph", 8)
+    graph.fit()
+    compiled = make_trainer(tmp_path / "xla", 8, jit_compile=True)
+    compiled.fit()
+    for a, b in zip(graph.model.weights, compiled.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, caplog):
     trainer = make_trainer(tmp_path, 5)
     trainer.fit()  # a checkpoint at step 5

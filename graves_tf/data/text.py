@@ -139,6 +139,45 @@ def padded_batches(dataset, batch_size, bucket_boundaries=None, drop_remainder=F
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def pad_to_stable_shapes(dataset, time_sizes=(), time_multiple=64, text_multiple=16):
+    """Pads each batch's time and text axes up to one of a few sizes, for a compiled (XLA) update.
+
+    XLA compiles an update once per input shape. Bucketed batches are padded
+    to their own longest sequence, so nearly every batch would be a new
+    shape; here the time axis grows to the smallest of ``time_sizes`` (the
+    bucket boundaries) that holds it, beyond the largest to a multiple of
+    ``time_multiple``, and the text to a multiple of ``text_multiple``. The
+    padding is what :func:`padded_batches` pads with (the null input for
+    integer inputs, 0 elsewhere) and ``lengths``/``text_lengths`` do not
+    change, so every loss and gradient is the same.
+    """
+    sizes = tf.constant(sorted(time_sizes) or [0], tf.int32)
+
+    def padded_size(length):
+        fits = sizes[sizes >= length]
+        beyond = -(-length // time_multiple) * time_multiple
+        return tf.cond(tf.size(fits) > 0, lambda: fits[0], lambda: beyond)
+
+    def pad(batch, key, size):
+        value = batch[key]
+        extra = size - tf.shape(value)[1]
+        paddings = [[0, 0], [0, extra]] + [[0, 0]] * (value.shape.rank - 2)
+        fill = NULL_INPUT if key == "inputs" and value.dtype.is_integer else 0
+        return tf.pad(value, paddings, constant_values=tf.cast(fill, value.dtype))
+
+    def stabilise(batch):
+        batch = dict(batch)
+        steps = padded_size(tf.shape(batch["targets"])[1])
+        for key in ("inputs", "targets"):
+            batch[key] = pad(batch, key, steps)
+        if "text" in batch:
+            width = tf.shape(batch["text"])[1]
+            batch["text"] = pad(batch, "text", -(-width // text_multiple) * text_multiple)
+        return batch
+
+    return dataset.map(stabilise, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def stream_segments(ids, batch_size, segment_length, reset_every=1, start_segment=0):
     """Cuts a symbol stream into consecutive segments for truncated backpropagation (section 3.2).
 
