@@ -122,6 +122,7 @@ def run_progress(row):
         return tf.train.load_variable(latest, key) if key in names else default
 
     return {
+        "epochs_passed": logged_epochs(run_folder(row), int(value("step"))),
         "steps": int(value("step")),
         "epochs": int(value("epoch")),
         "batch_in_epoch": int(value("batch_in_epoch")),
@@ -129,6 +130,23 @@ def run_progress(row):
         "best_checkpoint": best,
         "best_step": int(tf.train.load_variable(best, "step/.ATTRIBUTES/VARIABLE_VALUE")),
     }
+
+
+def logged_epochs(folder, up_to_step):
+    """The ``epochs`` scalar (passes over the data) training logged last by ``up_to_step``, or None."""
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    last = (-1, None)
+    for path in sorted(glob.glob(os.path.join(folder, "train", "events*"))):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag == "epochs" and last[0] <= event.step <= up_to_step:
+                    last = (event.step, float(tf.make_ndarray(value.tensor)))
+    return last[1]
 
 
 def evaluation(row, dynamic, checkpoint):
@@ -166,10 +184,12 @@ def table_rows(row, progress, metrics):
             else (None, None, None)
         )
         paper = paper or (None, None, None)
+        epochs = progress["epochs_passed"]
         trained = (
-            f"{progress['steps']:,} updates, {progress['epochs']} epochs + {progress['batch_in_epoch']} batches"
+            f"{progress['steps']:,} updates"
+            + (f", {epochs:.2f} epochs" if epochs is not None else f", epoch {progress['epochs'] + 1}")
             + (f", {progress['hours']:.1f} h" if progress["hours"] is not None else "")
-            + f"; best at {progress['best_step']:,}"
+            + f"; evaluated: step {progress['best_step']:,}"
         )
         paper_epochs = f"{row.paper_epochs} epochs" if row.paper_epochs else "-"
         rows.append(
@@ -204,10 +224,10 @@ def main(argv):
             metrics[True] = evaluation(row, True, progress["best_checkpoint"])
         lines += table_rows(row, progress, metrics)
         commands.append(f"* {row.description}:")
-        commands.append(f"  `{shlex.join(train_command(row, progress['steps']))}`")
+        commands.append(f"  `{shlex.join(train_command(row, progress['best_step']))}`")
         for dynamic in (False, True) if FLAGS.dynamic else (False,):
             commands.append(f"  `{shlex.join(evaluate_command(row, dynamic))}`")
-    text = "\n".join(lines + ["", "Commands (train, then evaluate static and dynamic):", ""] + commands)
+    text = "\n".join(lines + ["", "Commands (train to the evaluated checkpoint, then evaluate):", ""] + commands)
     print(text)
     if FLAGS.output_markdown:
         with open(FLAGS.output_markdown, "w") as f:

@@ -63,7 +63,8 @@ def test_table_rows_match_evaluate_and_the_paper(table_flags, capsys):
     cells = [c.strip() for c in row_static.split("|")[1:-1]]
     assert cells[2] == f"{static['bits_per_symbol']:.3f}" and cells[3] == "1.32"
     assert cells[6] == f"{100 * static['error_rate']:.1f}" and cells[7] == "28.5"
-    assert cells[8].startswith("4 updates") and " h; best at " in cells[8] and cells[9] == "9 epochs"
+    assert cells[8].startswith("4 updates, ") and " epochs, " in cells[8] and " h; evaluated: step " in cells[8]
+    assert cells[9] == "9 epochs"
     assert f"{dynamic['bits_per_symbol']:.3f}" in row_dynamic and "| 1.29 |" in row_dynamic
     assert "python -m graves_tf.train --flagfile=graves_tf/configs/tiny_text.cfg" in table
     assert "--train_steps=4" in table and "--dynamic" in table
