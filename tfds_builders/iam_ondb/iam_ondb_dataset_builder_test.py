@@ -65,7 +65,7 @@ class IamOndbTest(tfds.testing.DatasetBuilderTestCase):
 
         examples = {ex["id"].decode(): ex for ex in tfds.as_numpy(builder.as_dataset(split="train"))}
         first = examples["a01-000u-01"]
-        self.assertEqual(first["text"].decode(), "A MOVE to stop")
+        self.assertEqual(first["text"].decode(), "A NOTE to send")
         self.assertEqual(first["form"].decode(), "a01-000")
         self.assertEqual(first["strokes"].dtype, np.float32)
         np.testing.assert_array_equal(first["strokes"][0], [0, 0, 0])

@@ -3,7 +3,8 @@
     python tfds_builders/iam_ondb/dummy_data/make_dummy_data.py
 
 writes `lineStrokes-all.tar.gz` and `ascii-all.tar.gz` next to this script
-(byte-identical on every run). What they hold, and what the builder makes of it:
+(byte-identical on every run). Every text and pen trace is made up; none
+comes from the real database. What they hold, and what the builder makes of it:
 
 | stroke file       | form    | what it tests                                   | outcome        |
 |-------------------|---------|-------------------------------------------------|----------------|
@@ -32,10 +33,10 @@ INTERVAL = 0.015  # pen sampling interval (s), as in IAM-OnDB
 
 TEXTS = {  # transcription file stem -> (OCR lines, CSR lines)
     "a01-000u": (
-        ["A MOVE to stop Mr . Gaitskell from", "nominating any more"],
-        ["A MOVE to stop", "Mr . Gaitskell from", "nominating any more"],
+        ["A NOTE to send Ms . Parkhurst from", "collecting any more"],
+        ["A NOTE to send", "Ms . Parkhurst from", "collecting any more"],
     ),
-    "a01-001w": (["Though they may gather", "some Left-wing support"], ["Though they may gather", "some Left-wing support"]),
+    "a01-001w": (["Where the birds gather", "some bright blue paint"], ["Where the birds gather", "some bright blue paint"]),
     "b02-010x": (["He said .", "It is so ."], ["He said .", "It is so ."]),
     "c03-020": (["The art", "of it"], ["The art", "of it"]),
     "d04-030z": (["one two", "three"], ["one two", "three"]),
