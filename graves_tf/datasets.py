@@ -182,6 +182,7 @@ def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
     level = "word" if builder.builder_config.name == "word" else "spaced_char"
     num_lines = builder.info.splits["train"].num_examples
     if segment_length:
+        boundaries = ()  # fixed-length segments
         streams = {}
 
         def stream(split):
@@ -197,6 +198,7 @@ def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
 
         num_sequences = max(1, len(stream("train")) // segment_length)
     else:
+        boundaries = SENTENCE_BUCKETS[level]
 
         def lines(split):
             return builder.as_dataset(split=split).map(lambda ex: ex["text"])
@@ -204,16 +206,15 @@ def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
         def make_epoch(epoch):
             return sentence_batches(
                 lines("train"), vocabulary, level, batch_size, shuffle_buffer=num_lines,
-                seed=seed + epoch, bucket_boundaries=SENTENCE_BUCKETS[level], drop_remainder=True,
+                seed=seed + epoch, bucket_boundaries=boundaries, drop_remainder=True,
             )
 
         def split_batches(split):
             return sentence_batches(
-                lines(split), vocabulary, level, batch_size, bucket_boundaries=SENTENCE_BUCKETS[level]
+                lines(split), vocabulary, level, batch_size, bucket_boundaries=boundaries
             )
 
         num_sequences = num_lines
-    boundaries = () if segment_length else SENTENCE_BUCKETS[level]
     return DataBundle(
         "text", make_epoch, split_batches, num_sequences, vocabulary=vocabulary, bucket_boundaries=boundaries
     )

@@ -166,13 +166,11 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbol
         lambda t, *_: t < prime_length, feed, (tf.constant(0), state, tf.zeros((batch_size, vocab), model.compute_dtype))
     )
     temperature = tf.cast(temperature, logits.dtype)
-    if num_symbols is not None and num_symbols < vocab:
-        no_symbol = tf.concat([tf.zeros((num_symbols,), logits.dtype), tf.fill((vocab - num_symbols,), -math.inf)], 0)
-    else:
-        no_symbol = tf.zeros((vocab,), logits.dtype)
+    is_symbol = tf.range(vocab) < num_symbols if num_symbols is not None and num_symbols < vocab else None
 
     def body(t, state, logits, outputs):
-        logits = logits + tf.cast(no_symbol, logits.dtype)
+        if is_symbol is not None:
+            logits = tf.where(is_symbol, logits, tf.constant(-math.inf, logits.dtype))
         noise = tf.random.stateless_uniform(
             tf.shape(logits), seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(t, tf.int64)]),
             minval=1e-20, maxval=1.0, dtype=logits.dtype,

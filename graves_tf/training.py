@@ -336,10 +336,9 @@ class Trainer:
                 self.step.assign_add(1)
                 step = int(self.step.numpy())
                 self._tick()
-                metrics.update(self._progress_metrics())
                 progress.update(step, metrics)
                 if step % config.log_every == 0 or step == config.train_steps:
-                    self._log(self.writer, step, metrics)
+                    self._log(self.writer, step, {**metrics, **self._progress_metrics()})
                 if self.validation_data is not None and config.eval_every and (
                     step % config.eval_every == 0 or step == config.train_steps
                 ):

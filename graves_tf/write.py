@@ -140,7 +140,8 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
 
     Returns ``(offsets, stopped)``: a list of ``(T, 3)`` offsets in whiteboard
     units, and per line whether the end-of-sequence rule (section 5.3) ended it
-    before the cap of ``steps_per_character`` points per character of its text. With ``prime`` (IAM-rate offsets at the model's rate) and
+    before the cap of ``steps_per_character`` points per character of its
+    text. With ``prime`` (IAM-rate offsets at the model's rate) and
     ``prime_text``, every line continues that handwriting (section 5.5).
     """
     import numpy as np

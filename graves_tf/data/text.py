@@ -110,20 +110,20 @@ def sentence_batches(
     return padded_batches(dataset, batch_size, bucket_boundaries, drop_remainder)
 
 
+def padding_value(key, dtype):
+    """What a batch is padded with: the null input -1 for integer ``inputs``, 0 for everything else."""
+    if key == "inputs" and dtype.is_integer:
+        return tf.constant(NULL_INPUT, dtype)
+    return tf.zeros((), dtype)
+
+
 def padded_batches(dataset, batch_size, bucket_boundaries=None, drop_remainder=False):
-    """Pads sequence dicts into batches, optionally bucketed by ``lengths``.
+    """Pads sequence dicts into batches (with :func:`padding_value`), optionally bucketed by ``lengths``.
 
-    Padding: 0 for floats and for ``targets``/``text`` ids, the null input -1 for
-    integer ``inputs``; masks come from ``lengths`` (and ``text_lengths``).
+    Masks come from ``lengths`` (and ``text_lengths``).
     """
-
-    def padding_value(key, spec):
-        if key == "inputs" and spec.dtype.is_integer:
-            return tf.constant(NULL_INPUT, spec.dtype)
-        return tf.zeros((), spec.dtype)
-
     specs = dataset.element_spec
-    padding_values = {key: padding_value(key, spec) for key, spec in specs.items()}
+    padding_values = {key: padding_value(key, spec.dtype) for key, spec in specs.items()}
     if bucket_boundaries:
         dataset = dataset.bucket_by_sequence_length(
             element_length_func=lambda x: x["lengths"],
@@ -147,8 +147,7 @@ def pad_to_stable_shapes(dataset, time_sizes=(), time_multiple=64, text_multiple
     shape; here the time axis grows to the smallest of ``time_sizes`` (the
     bucket boundaries) that holds it, beyond the largest to a multiple of
     ``time_multiple``, and the text to a multiple of ``text_multiple``. The
-    padding is what :func:`padded_batches` pads with (the null input for
-    integer inputs, 0 elsewhere) and ``lengths``/``text_lengths`` do not
+    padding is :func:`padding_value` and ``lengths``/``text_lengths`` do not
     change, so every loss and gradient is the same.
     """
     sizes = tf.constant(sorted(time_sizes) or [0], tf.int32)
@@ -162,8 +161,7 @@ def pad_to_stable_shapes(dataset, time_sizes=(), time_multiple=64, text_multiple
         value = batch[key]
         extra = size - tf.shape(value)[1]
         paddings = [[0, 0], [0, extra]] + [[0, 0]] * (value.shape.rank - 2)
-        fill = NULL_INPUT if key == "inputs" and value.dtype.is_integer else 0
-        return tf.pad(value, paddings, constant_values=tf.cast(fill, value.dtype))
+        return tf.pad(value, paddings, constant_values=padding_value(key, value.dtype))
 
     def stabilise(batch):
         batch = dict(batch)
