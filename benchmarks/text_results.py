@@ -67,7 +67,7 @@ ROWS = (
         (1.25, 126, 76.9), (1.23, 117, 76.2), 14, init_from="ptb_word"),
     Row("enwik8", "Wikipedia, 7x700 (paper's network), enwik8 prefix", "enwik8", "enwik8", "validation",
         (1.67, None, None), (1.33, None, None), None, extra_flags=("--hutter_config=prefix",)),
-    Row("enwik8_small", "Wikipedia, 2x500 (smaller), enwik8 prefix", "enwik8_small", "enwik8", "validation",
+    Row("enwik8_small", "Wikipedia, 2x256 (smaller), enwik8 prefix", "enwik8_small", "enwik8", "validation",
         None, None, None, extra_flags=("--hutter_config=prefix",)),
 )
 

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -167,6 +168,7 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest is None:
             return None
+        requested_rate = self._learning_rate()
         status = self.checkpoint.restore(latest)
         try:
             status.assert_existing_objects_matched()
@@ -176,7 +178,18 @@ class Trainer:
             tf.train.Checkpoint(**{k: v for k, v in self._trackables.items() if k != "train_seconds"}).restore(
                 latest
             ).assert_existing_objects_matched()
+        saved_rate = self._learning_rate()
+        if requested_rate is not None and saved_rate != requested_rate:
+            # The checkpoint holds the optimizer's learning rate; the one asked for now wins.
+            self.optimizer.learning_rate = requested_rate
+            logging.info("learning rate %g (the checkpoint's was %g)", requested_rate, saved_rate)
         return int(self.step.numpy())
+
+    def _learning_rate(self):
+        """The optimizer's constant learning rate, or None when it follows a schedule."""
+        if isinstance(self.optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            return None
+        return float(np.asarray(self.optimizer.learning_rate))
 
     def init_from(self, path):
         """Loads only the model weights of another run (its checkpoint file or model dir)."""

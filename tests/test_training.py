@@ -30,12 +30,12 @@ def text_source(ids, segment=20, reset_every=5):
     return training.DataSource(lambda epoch: stream_segments(ids, BATCH, segment, reset_every), BATCH)
 
 
-def make_trainer(tmp_path, train_steps, strategy=None, **config):
+def make_trainer(tmp_path, train_steps, strategy=None, learning_rate=0.01, **config):
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(1)
     with strategy.scope():
         model = TextPredictor(VOCAB, units=16, num_layers=2)
-        optimizer = keras.optimizers.Adam(0.01)
+        optimizer = keras.optimizers.Adam(learning_rate)
     ids = periodic_stream()
     settings = dict(model_dir=str(tmp_path), train_steps=train_steps, checkpoint_every=5, eval_every=0,
                     log_every=5, progress_bar=False)
@@ -76,6 +76,26 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     second.fit()
     for a, b in zip(straight.model.weights, second.model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_resumed_run_takes_the_learning_rate_it_is_given(tmp_path):
+    """The checkpoint holds Adam's learning rate; resuming with another one
+    (lowering it for the rest of a run) must use the new one, not the saved one."""
+    make_trainer(tmp_path, 10).fit()
+    same = make_trainer(tmp_path, 12)
+    assert same.restore() == 10
+    assert float(same.optimizer.learning_rate) == pytest.approx(0.01)
+    lowered = make_trainer(tmp_path, 12, learning_rate=0.002)
+    moments = [v.numpy().copy() for v in same.optimizer.variables if "iteration" not in v.name]
+    assert lowered.restore() == 10
+    assert float(lowered.optimizer.learning_rate) == pytest.approx(0.002)
+    restored = [v.numpy() for v in lowered.optimizer.variables if "iteration" not in v.name]
+    assert len(moments) == len(restored)
+    for saved, loaded in zip(moments, restored):
+        if saved.shape:  # the moments come back; only the rate is replaced
+            np.testing.assert_array_equal(saved, loaded)
+    lowered.fit()
+    assert float(lowered.optimizer.learning_rate) == pytest.approx(0.002)
 
 
 def test_training_time_is_saved_and_accumulates_across_resumes(tmp_path):
