@@ -6,6 +6,7 @@ of handwriting data, the vocabulary of text data); :func:`load_run` rebuilds
 the model from it and restores a checkpoint.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -13,6 +14,54 @@ import os
 import numpy as np
 
 CONFIG_FILE = "model_config.json"
+LOCK_FILE = ".training.lock"
+_HELD_LOCKS = set()
+
+
+class RunInUseError(RuntimeError):
+    """Another process is training in the same folder."""
+
+
+@contextlib.contextmanager
+def training_lock(model_dir):
+    """Holds ``MODEL_DIR/.training.lock`` while a run trains there.
+
+    Two trainings writing one folder would delete each other's checkpoints;
+    the second one is refused with the first one's process id. The lock is
+    an advisory ``flock`` on an open file, so it goes with its process: a
+    killed run leaves no stale lock. Where ``fcntl`` does not exist
+    (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.realpath(os.path.join(model_dir, LOCK_FILE))
+    if path in _HELD_LOCKS:  # this process holds it already (train.py, then Trainer.fit)
+        yield
+        return
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise RunInUseError(
+                f"{model_dir} is being trained by another process (pid {holder}); stop it "
+                "(SIGTERM saves a checkpoint) or train in another --model_dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        _HELD_LOCKS.add(path)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(path)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def save_run_config(model_dir, spec, bundle=None):

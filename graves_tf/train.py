@@ -14,6 +14,7 @@ saves a checkpoint and exits.
 settings, and ends with ``weights: N`` (the trainable weight count).
 """
 
+import contextlib
 import os
 import sys
 
@@ -84,13 +85,26 @@ def training_batches(bundle):
 
 
 def run_training(spec):
+    """Trains in ``--model_dir``, refusing a folder that another training is using."""
+    from graves_tf import run_dir
+
+    if not FLAGS.model_dir:
+        sys.exit("--model_dir is required to train (checkpoints and logs go there)")
+    # Multi-worker runs write one folder from several processes by design.
+    lock = contextlib.nullcontext() if FLAGS.strategy == "multi_worker" else run_dir.training_lock(FLAGS.model_dir)
+    try:
+        with lock:
+            train_in_model_dir(spec)
+    except run_dir.RunInUseError as error:
+        sys.exit(str(error))
+
+
+def train_in_model_dir(spec):
     import keras
 
     from graves_tf import datasets, run_dir, training
     from graves_tf.optimizers import make_optimizer
 
-    if not FLAGS.model_dir:
-        sys.exit("--model_dir is required to train (checkpoints and logs go there)")
     keras.utils.set_random_seed(FLAGS.seed)
     try:
         bundle = datasets.load_bundle(

@@ -12,6 +12,7 @@ noise posterior and the best validation loss; the run resumes from the latest
 one. The best checkpoint by validation loss is kept apart in ``best/``.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -301,16 +302,19 @@ class Trainer:
     def fit(self):
         """Trains until ``config.train_steps``; returns the last validation metrics (or None)."""
         config = self.config
-        previous_handlers = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            return self._fit(config)
-        finally:
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
-            self.writer.flush()
-            self.validation_writer.flush()
+        # Multi-worker runs write one folder from several processes by design.
+        shared = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        with contextlib.nullcontext() if shared else run_dir.training_lock(config.model_dir):
+            previous_handlers = {
+                sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+            }
+            try:
+                return self._fit(config)
+            finally:
+                for sig, handler in previous_handlers.items():
+                    signal.signal(sig, handler)
+                self.writer.flush()
+                self.validation_writer.flush()
 
     def _fit(self, config):
         progress = _Progress(config.train_steps, int(self.step.numpy()), enabled=config.progress_bar)

@@ -29,6 +29,7 @@ def _shared_flag(arg):
 
 
 def test_sigterm_saves_and_a_restart_resumes(tmp_path):
+    """Also: a second training in the same folder is refused while the first runs."""
     process = subprocess.Popen(
         train_args(tmp_path, "--train_steps=1000000", "--checkpoint_every=1000000"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -39,6 +40,10 @@ def test_sigterm_saves_and_a_restart_resumes(tmp_path):
         assert process.poll() is None, process.stdout.read()
         time.sleep(0.5)
     time.sleep(4)  # let it take some steps
+    second = subprocess.run(train_args(tmp_path, "--train_steps=5"), capture_output=True, text=True, timeout=300)
+    assert second.returncode != 0, second.stdout
+    assert f"is being trained by another process (pid {process.pid})" in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output

@@ -1,6 +1,8 @@
 """The training loop: learning, checkpoints and resume, NaN handling, strategies, weight noise."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -9,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from graves_tf import training  # noqa: E402
+from graves_tf import run_dir, training  # noqa: E402
 from graves_tf.data import stream_segments  # noqa: E402
 from graves_tf.models import HandwritingPredictor, TextPredictor  # noqa: E402
 from graves_tf.optimizers import GravesRMSprop  # noqa: E402
@@ -96,6 +98,32 @@ def test_a_resumed_run_takes_the_learning_rate_it_is_given(tmp_path):
             np.testing.assert_array_equal(saved, loaded)
     lowered.fit()
     assert float(lowered.optimizer.learning_rate) == pytest.approx(0.002)
+
+
+def test_a_folder_locked_by_another_process_is_refused_until_that_process_ends(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import fcntl, sys, time\n"
+            f"lock = open({str(tmp_path / run_dir.LOCK_FILE)!r}, 'a+')\n"
+            "fcntl.flock(lock, fcntl.LOCK_EX); lock.write('4242'); lock.flush()\n"
+            "print('locked', flush=True); time.sleep(120)\n"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        trainer = make_trainer(tmp_path, 5)
+        with pytest.raises(run_dir.RunInUseError, match=r"another process \(pid 4242\)"):
+            trainer.fit()
+        assert not (tmp_path / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    trainer.fit()  # a killed holder leaves no stale lock
+    assert int(trainer.step.numpy()) == 5
+    with run_dir.training_lock(tmp_path):  # the process's own lock is re-entrant
+        with run_dir.training_lock(tmp_path):
+            pass
 
 
 def test_training_time_is_saved_and_accumulates_across_resumes(tmp_path):
