@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from graves_tf import alphabet as alphabet_lib
+from graves_tf import run_dir
 from graves_tf.sampling import DEFAULT_STEPS_PER_CHARACTER, sample_handwriting, sample_text
 from graves_tf.data.handwriting import downsample_strokes
 
@@ -125,7 +126,7 @@ class HandwritingExport(tf.Module):
 class TextExport(tf.Module):
     """The graph of a TextPredictor with its vocabulary."""
 
-    def __init__(self, model, symbols, level):
+    def __init__(self, model, symbols, level, sentence_end=None):
         super().__init__(name="graves_tf_text")
         self._model = model
         self.model_variables = list(model.weights)
@@ -133,6 +134,8 @@ class TextExport(tf.Module):
         self.num_symbols = len(symbols)
         self.table = _lookup(symbols, -2)
         self.level = level  # "word": space-separated words; otherwise characters
+        # Models trained one sentence per sequence start every sentence afresh.
+        self.sentence_end = None if sentence_end is None else list(symbols).index(sentence_end)
 
     def _tokens(self, text):
         if self.level == "word":
@@ -153,7 +156,9 @@ class TextExport(tf.Module):
         ids = self.table.lookup(self._tokens(prime))
         tf.debugging.assert_non_negative(ids.flat_values, message="a symbol of the prime is not in the vocabulary")
         ids = ids.to_tensor()
-        sampled = sample_text(self._model, ids, num_steps, temperature, seed, num_symbols=self.num_symbols)
+        sampled = sample_text(
+            self._model, ids, num_steps, temperature, seed, num_symbols=self.num_symbols, sentence_end=self.sentence_end
+        )
         return {"text": self._join(sampled), "ids": sampled}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
@@ -187,7 +192,8 @@ def export_run(model, config, output_dir):
         symbols = config["vocabulary"]
         if spec["dataset"] == "ptb_char":  # '_' is the space between words, '\n' the end of a line
             symbols = [" " if s == "_" else s for s in symbols]
-        module = TextExport(model, symbols, level)
+        sentence_end = config.get("end_of_line") if run_dir.trained_on_sentences(config) else None
+        module = TextExport(model, symbols, level, sentence_end)
         signatures = {"serving_default": module.sample, "sample": module.sample, "log_prob": module.log_prob}
     else:
         raise ValueError(f"exporting a {spec['model']} is not supported (synthesis and text models are)")

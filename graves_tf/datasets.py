@@ -85,6 +85,7 @@ class DataBundle:
     offset_std: np.ndarray | None = None
     validation_split: str = "validation"
     bucket_boundaries: tuple = ()  # of the training batches' lengths (none for fixed-length segments)
+    sentences: bool = False  # text: one sentence per sequence (not segments of a stream)
 
 
 def downsampled_offset_statistics(builder, point_stride):
@@ -216,7 +217,8 @@ def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
 
         num_sequences = num_lines
     return DataBundle(
-        "text", make_epoch, split_batches, num_sequences, vocabulary=vocabulary, bucket_boundaries=boundaries
+        "text", make_epoch, split_batches, num_sequences, vocabulary=vocabulary, bucket_boundaries=boundaries,
+        sentences=not segment_length,
     )
 
 

@@ -74,10 +74,17 @@ def save_run_config(model_dir, spec, bundle=None):
         if bundle.vocabulary is not None:
             config["vocabulary"] = bundle.vocabulary.symbols
             config["end_of_line"] = bundle.vocabulary.end_of_line
+            config["sentences"] = bundle.sentences
     os.makedirs(model_dir, exist_ok=True)
     with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
         json.dump(config, f, indent=2)
     return config
+
+
+def trained_on_sentences(config):
+    """Whether a text run was trained one sentence per sequence (runs from
+    before this was recorded: Penn Treebank's default, sentences)."""
+    return config.get("sentences", config["spec"]["dataset"] in ("ptb_char", "ptb_word"))
 
 
 def checkpoint_path(model_dir, which="best"):

@@ -133,7 +133,7 @@ def sample_handwriting(
     return tf.where(keep[..., None], strokes, tf.zeros_like(strokes)), counts
 
 
-def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbols=None):
+def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbols=None, sentence_end=None):
     """Samples ``num_steps`` symbols after a priming sequence.
 
     Args:
@@ -146,6 +146,10 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbol
         num_symbols: only ids below this are sampled (a vocabulary smaller
             than the output layer, e.g. bytes absent from the training data);
             None: every class.
+        sentence_end: the id that ends a sentence, for a model trained on
+            one sentence per sequence (Penn Treebank): after sampling it, the
+            next sentence starts as in training, from the null input and a
+            zero state (section 3.1). None: one unbroken stream (enwik8).
 
     Returns:
         ``(batch, num_steps)`` int32 sampled ids.
@@ -153,7 +157,8 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbol
     prime_ids = tf.cast(prime_ids, tf.int32)
     batch_size = tf.shape(prime_ids)[0]
     inputs = tf.concat([-tf.ones((batch_size, 1), tf.int32), prime_ids], axis=1)
-    state = model.initial_state(batch_size)
+    initial_state = model.initial_state(batch_size)
+    state = initial_state
     prime_length = tf.shape(inputs)[1]
     weights = model.step_weights()
 
@@ -179,7 +184,15 @@ def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbol
         scaled = logits / tf.maximum(temperature, 1e-8) + gumbel
         choice = tf.where(temperature > 0, tf.argmax(scaled, axis=-1), tf.argmax(logits, axis=-1))
         choice = tf.cast(choice, tf.int32)
-        logits, state, _ = model.step(choice, state, weights=weights)
+        next_input = choice
+        if sentence_end is not None:
+            new_sentence = tf.equal(choice, sentence_end)
+            next_input = tf.where(new_sentence, tf.constant(-1, tf.int32), choice)
+            state = tf.nest.map_structure(
+                lambda value, start: tf.where(tf.reshape(new_sentence, [-1] + [1] * (value.shape.rank - 1)), start, value),
+                state, initial_state,
+            )
+        logits, state, _ = model.step(next_input, state, weights=weights)
         return t + 1, state, logits, outputs.write(t, choice)
 
     _, _, _, outputs = tf.while_loop(

@@ -127,3 +127,17 @@ def test_greedy_text_sampling_follows_the_argmax_of_the_teacher_forced_outputs()
     a = sample_text(model, prime, 30, temperature=1.0, seed=5).numpy()
     np.testing.assert_array_equal(a, sample_text(model, prime, 30, temperature=1.0, seed=5).numpy())
     assert len(set(a[0].tolist())) > 2
+
+
+def test_after_a_sentence_end_text_sampling_starts_a_new_sentence_from_scratch():
+    """A model trained one sentence per sequence starts each sentence from the
+    null input and a zero state: greedy samples then repeat the first sentence."""
+    keras.utils.set_random_seed(3)
+    model = TextPredictor(9, units=10, num_layers=2)
+    no_prime = np.zeros((2, 0), np.int32)
+    stream = sample_text(model, no_prime, 40, temperature=0.0).numpy()
+    end = next(j for j in range(1, 40) if stream[0, j] not in stream[0, :j])  # first sentence: stream[0, :end + 1]
+    sentences = sample_text(model, no_prime, 40, temperature=0.0, sentence_end=int(stream[0, end])).numpy()
+    period = end + 1
+    np.testing.assert_array_equal(sentences, np.tile(stream[:, :period], (1, 40 // period + 1))[:, :40])
+    assert not np.array_equal(sentences, stream)

@@ -138,3 +138,14 @@ def test_a_prime_outside_the_vocabulary_is_an_error(exported):
         seed=tf.constant(0, tf.int64),
     )["ids"].numpy()
     assert ids.shape == (1, 5) and np.all(ids >= 0)
+
+
+def test_runs_record_whether_they_trained_on_sentences(runs):
+    from graves_tf import run_dir
+
+    _, config = run_dir.load_run(str(runs / "runs" / "tiny_text"))
+    assert config["sentences"] is False  # tiny_text.cfg: 50-symbol segments of the stream
+    assert not run_dir.trained_on_sentences(config)
+    older = {"spec": {"dataset": "ptb_word"}}  # recorded before "sentences" existed: PTB's default
+    assert run_dir.trained_on_sentences(older)
+    assert not run_dir.trained_on_sentences({"spec": {"dataset": "enwik8"}})
