@@ -133,13 +133,15 @@ class TextExport(tf.Module):
         self.symbols = tf.constant(list(symbols))
         self.num_symbols = len(symbols)
         self.table = _lookup(symbols, -2)
-        self.level = level  # "word": space-separated words; otherwise characters
+        self.level = level  # "word": space-separated words; "byte": UTF-8 bytes; otherwise characters
         # Models trained one sentence per sequence start every sentence afresh.
         self.sentence_end = None if sentence_end is None else list(symbols).index(sentence_end)
 
     def _tokens(self, text):
         if self.level == "word":
             return tf.strings.split(text)
+        if self.level == "byte":
+            return tf.strings.bytes_split(text)
         return tf.strings.unicode_split(text, "UTF-8")
 
     def _join(self, ids):
@@ -188,8 +190,10 @@ def export_run(model, config, output_dir):
     elif spec["model"] == "text_predictor":
         if "vocabulary" not in config:
             raise ValueError("the run's model_config.json has no vocabulary")
-        level = "word" if spec["dataset"] == "ptb_word" else "char"
+        level = {"ptb_word": "word", "enwik8": "byte"}.get(spec["dataset"], "char")
         symbols = config["vocabulary"]
+        if level == "byte":  # stored as the Latin-1 characters of the byte values
+            symbols = [s.encode("latin-1") for s in symbols]
         if spec["dataset"] == "ptb_char":  # '_' is the space between words, '\n' the end of a line
             symbols = [" " if s == "_" else s for s in symbols]
         sentence_end = config.get("end_of_line") if run_dir.trained_on_sentences(config) else None

@@ -141,3 +141,24 @@ def test_tfsm_layer_inside_another_keras_model(exported):
     strokes[..., 2] = 0
     score = Scorer()({"strokes": strokes, "lengths": np.array([9, 5], np.int32), "text": tf.constant(["hi", "yo"])})
     assert score.shape == (2,) and np.isfinite(score.numpy()).all()
+
+
+def test_a_byte_level_text_model_reads_and_writes_utf8_bytes(tmp_path):
+    """enwik8 models predict bytes: a UTF-8 prime is split into its bytes and
+    the sampled bytes are joined back unchanged (not re-encoded as Latin-1)."""
+    from export.saved_model import TextExport
+    from graves_tf.models import TextPredictor
+
+    symbols = [bytes([b]) for b in b" acef\xc3\xa9"]
+    keras.utils.set_random_seed(0)
+    module = TextExport(TextPredictor(len(symbols), units=8, num_layers=1), symbols, "byte")
+    tf.saved_model.save(module, str(tmp_path), signatures={"sample": module.sample, "log_prob": module.log_prob})
+    loaded = tf.saved_model.load(str(tmp_path))
+    assert loaded.signatures["log_prob"](text=tf.constant(["café"]))["symbols"].numpy().tolist() == [5]
+    out = loaded.signatures["sample"](
+        prime=tf.constant(["café"]), num_steps=tf.constant(60), temperature=tf.constant(1.0),
+        seed=tf.constant(1, tf.int64),
+    )
+    ids = out["ids"].numpy()[0]
+    assert out["text"].numpy()[0] == b"".join(symbols[i] for i in ids)
+    assert {5, 6} & set(ids.tolist())  # the two bytes of é come out as themselves
