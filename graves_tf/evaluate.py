@@ -5,8 +5,10 @@ r"""Evaluates a trained model on a split, as the paper's tables report.
 
 Text: bits per character, perplexity (2 to the bits per word) and next-step
 error rate; handwriting: mean log-loss in nats per sequence (eq. 26) and
-sum-squared error per point. ``--dynamic`` runs dynamic evaluation: each
-segment is predicted, then the weights take a gradient step on it.
+sum-squared error per point. ``--dynamic`` runs dynamic evaluation, in the
+units the model trained on (one sentence at a time from the zero state for
+``--segment_length=0``, stream segments with the state carried otherwise):
+each is predicted, then the weights take a gradient step on it.
 """
 
 import json
@@ -54,7 +56,7 @@ def main(argv):
     if FLAGS.dynamic and spec.kind != "text":
         sys.exit("--dynamic applies to text models")
     batch_size = FLAGS.eval_batch_size or (1 if FLAGS.dynamic else FLAGS.batch_size)
-    segment_length = FLAGS.segment_length or (100 if FLAGS.dynamic else 0)
+    segment_length = FLAGS.segment_length  # dynamic: the units the model trained on (sentences or segments)
     try:
         bundle = datasets.load_bundle(
             spec, batch_size, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,

@@ -97,12 +97,14 @@ def evaluate_text(model, batches, word_end_ids=(), carry_state=None, max_batches
 def dynamic_evaluation(
     model, segments, learning_rate=1e-4, momentum=0.0, word_end_ids=(), max_batches=0, on_batch=None
 ):
-    """Dynamic evaluation over consecutive stream segments, in order.
+    """Dynamic evaluation over consecutive batches, in order.
 
-    For each segment: predict it with the current weights (its loss counts),
-    then take one SGD step on that segment's loss, carrying the state on.
-    The model's weights are changed; reload them to evaluate again.
-    ``on_batch(index, nats)`` is called with each segment's loss.
+    For each batch: predict it with the current weights (its loss counts),
+    then take one SGD step on that batch's loss. Stream segments (batches
+    with ``reset``) carry the state on; sentences (batches without it, for a
+    model trained one sentence per sequence) each start from the zero state,
+    as in training. The model's weights are changed; reload them to evaluate
+    again. ``on_batch(index, nats)`` is called with each batch's loss.
     """
     variables = model.trainable_variables
     velocity = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
@@ -125,7 +127,7 @@ def dynamic_evaluation(
     for i, batch in enumerate(segments):
         if max_batches and i >= max_batches:
             break
-        if bool(np.any(batch.get("reset", False))):
+        if "reset" not in batch or bool(np.any(batch["reset"])):
             state = None
         loss, logits, state = predict_then_adapt(_model_inputs(batch), state)
         totals.add(loss, batch["targets"], logits, _mask(batch))

@@ -85,6 +85,25 @@ def test_dynamic_evaluation_never_uses_a_symbol_before_predicting_it():
     assert math.isclose(honest[0], static_first, rel_tol=1e-5)
 
 
+def test_dynamic_evaluation_starts_every_sentence_from_the_zero_state():
+    """Sentence batches (no ``reset``) are independent sequences, as in
+    training: with a zero learning rate dynamic evaluation equals static."""
+    rng = np.random.default_rng(2)
+    sentences = []
+    for length in (7, 12, 5, 9):
+        ids = rng.integers(0, VOCAB, length)
+        sentences.append({
+            "inputs": np.concatenate([[-1], ids[:-1]])[None].astype(np.int32),
+            "targets": ids[None].astype(np.int32), "lengths": np.array([length], np.int32),
+        })
+    model = tiny_text_model()
+    static = evaluation.evaluate_text(model, sentences)
+    frozen = evaluation.dynamic_evaluation(model, sentences, learning_rate=0.0)
+    assert math.isclose(frozen["bits_per_symbol"], static["bits_per_symbol"], rel_tol=1e-6)
+    carried = evaluation.evaluate_text(model, sentences, carry_state=True)
+    assert not math.isclose(carried["bits_per_symbol"], static["bits_per_symbol"], rel_tol=1e-6)
+
+
 def test_handwriting_loss_and_sse():
     keras.utils.set_random_seed(0)
     model = HandwritingPredictor(units=8, num_layers=1, num_mixtures=2)
