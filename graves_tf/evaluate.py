@@ -56,11 +56,10 @@ def main(argv):
     if FLAGS.dynamic and spec.kind != "text":
         sys.exit("--dynamic applies to text models")
     batch_size = FLAGS.eval_batch_size or (1 if FLAGS.dynamic else FLAGS.batch_size)
-    segment_length = FLAGS.segment_length  # dynamic: the units the model trained on (sentences or segments)
     try:
         bundle = datasets.load_bundle(
             spec, batch_size, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-            segment_length=segment_length, reset_every=FLAGS.reset_state_every if FLAGS.segment_length else 10**9,
+            segment_length=FLAGS.segment_length, reset_every=FLAGS.reset_state_every if FLAGS.segment_length else 10**9,
             hutter_config=FLAGS.hutter_config, max_length=FLAGS.max_length,
         )
         path = run_dir.checkpoint_path(FLAGS.model_dir, FLAGS.checkpoint)

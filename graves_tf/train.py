@@ -14,7 +14,6 @@ saves a checkpoint and exits.
 settings, and ends with ``weights: N`` (the trainable weight count).
 """
 
-import contextlib
 import os
 import sys
 
@@ -86,20 +85,19 @@ def training_batches(bundle):
 
 def run_training(spec):
     """Trains in ``--model_dir``, refusing a folder that another training is using."""
-    from graves_tf import run_dir
+    from graves_tf import run_dir, training
 
     if not FLAGS.model_dir:
         sys.exit("--model_dir is required to train (checkpoints and logs go there)")
-    # Multi-worker runs write one folder from several processes by design.
-    lock = contextlib.nullcontext() if FLAGS.strategy == "multi_worker" else run_dir.training_lock(FLAGS.model_dir)
+    strategy = training.make_strategy(FLAGS.strategy)
     try:
-        with lock:
-            train_in_model_dir(spec)
+        with training.folder_lock(FLAGS.model_dir, strategy):
+            train_in_model_dir(spec, strategy)
     except run_dir.RunInUseError as error:
         sys.exit(str(error))
 
 
-def train_in_model_dir(spec):
+def train_in_model_dir(spec, strategy):
     import keras
 
     from graves_tf import datasets, run_dir, training
@@ -120,7 +118,6 @@ def train_in_model_dir(spec):
         )
     except (datasets.DatasetNotBuilt, ValueError) as error:
         sys.exit(str(error))
-    strategy = training.make_strategy(FLAGS.strategy)
     with strategy.scope():
         model = experiment.build_model(spec)
         optimizer = make_optimizer(FLAGS.optimizer, FLAGS.learning_rate, FLAGS.momentum)

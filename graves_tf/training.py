@@ -64,6 +64,14 @@ class DataSource:
         self.global_batch_size = global_batch_size
 
 
+def folder_lock(model_dir, strategy):
+    """:func:`run_dir.training_lock` on ``model_dir``, except for multi-worker
+    runs, whose processes write one folder by design."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return contextlib.nullcontext()
+    return run_dir.training_lock(model_dir)
+
+
 def make_strategy(name):
     """``default``, ``mirrored``, ``multi_worker`` or ``tpu``."""
     if name == "default":
@@ -302,9 +310,7 @@ class Trainer:
     def fit(self):
         """Trains until ``config.train_steps``; returns the last validation metrics (or None)."""
         config = self.config
-        # Multi-worker runs write one folder from several processes by design.
-        shared = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        with contextlib.nullcontext() if shared else run_dir.training_lock(config.model_dir):
+        with folder_lock(config.model_dir, self.strategy):
             previous_handlers = {
                 sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
             }
