@@ -32,7 +32,10 @@ flags.DEFINE_enum(
     "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy."
 )
 flags.DEFINE_string(
-    "init_from", None, "Start from the weights of another run (its model dir or a checkpoint path)."
+    "init_from",
+    None,
+    "Start from the weights of another run (its model dir or a checkpoint path), or 'pretrained': "
+    "the shipped synthesis model (fine-tuning; the model flags must be its own).",
 )
 flags.DEFINE_integer("checkpoint_every", 200, "Save a checkpoint every this many updates.")
 flags.DEFINE_integer("eval_every", 200, "Validate every this many updates (0: never).")
@@ -95,6 +98,26 @@ def run_training(spec):
             train_in_model_dir(spec, strategy)
     except run_dir.RunInUseError as error:
         sys.exit(str(error))
+
+
+def pretrained_weights(spec):
+    """The shipped synthesis model's weights file, once ``spec`` is found to be its network."""
+    import dataclasses
+
+    from graves_tf import pretrained
+
+    shipped = pretrained.load_config()["spec"]
+    differences = [
+        f"--{name}={value} (shipped: {shipped[name]})"
+        for name, value in dataclasses.asdict(spec).items()
+        if name in shipped and shipped[name] != value
+    ]
+    if differences:
+        raise ValueError(
+            "--init_from=pretrained needs the shipped model's network "
+            "(--flagfile=graves_tf/configs/iam_synthesis_shipped.cfg); these flags differ: " + ", ".join(differences)
+        )
+    return pretrained.weights_path()
 
 
 def train_in_model_dir(spec, strategy):
@@ -163,8 +186,8 @@ def train_in_model_dir(spec, strategy):
         print(f"resumed from step {resumed}", flush=True)
     elif FLAGS.init_from:
         try:
-            trainer.init_from(FLAGS.init_from)
-        except FileNotFoundError as error:
+            trainer.init_from(pretrained_weights(spec) if FLAGS.init_from == "pretrained" else FLAGS.init_from)
+        except (FileNotFoundError, ValueError) as error:
             sys.exit(str(error))
     try:
         validation = trainer.fit()

@@ -201,12 +201,22 @@ class Trainer:
         return float(np.asarray(self.optimizer.learning_rate))
 
     def init_from(self, path):
-        """Loads only the model weights of another run (its checkpoint file or model dir)."""
+        """Loads only the model weights of another run: its model dir, a checkpoint, or a ``weights.npz``.
+
+        A ``.npz`` file is read as :func:`graves_tf.pretrained.save_weights`
+        wrote it (the shipped model's format).
+        """
+        if path.endswith(".npz"):
+            from graves_tf import pretrained
+
+            pretrained.load_weights(self.model, path)
+            logging.info("initialised the model from %s", path)
+            return path
         if tf.io.gfile.isdir(path):
             path = run_dir.checkpoint_path(path, "best")
         elif not tf.io.gfile.exists(path + ".index"):
             raise FileNotFoundError(f"--init_from {path}: no checkpoint (give a run's model dir or a ckpt-N path)")
-        tf.train.Checkpoint(model=self.model).restore(path).expect_partial().assert_existing_objects_matched()
+        tf.train.Checkpoint(model=self.model).read(path).expect_partial().assert_existing_objects_matched()
         logging.info("initialised the model from %s", path)
         return path
 

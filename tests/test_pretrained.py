@@ -180,3 +180,13 @@ def test_the_readme_command_writes_hello_world_with_the_shipped_model(tmp_path):
     assert len(paths) >= 3
     listed = subprocess.run([sys.executable, "-m", "graves_tf.write", "--list_styles"], capture_output=True, text=True)
     assert listed.returncode == 0 and len(listed.stdout.strip().splitlines()) == len(pretrained.list_styles())
+
+
+def test_init_from_pretrained_needs_the_shipped_network():
+    from graves_tf import train
+
+    shipped = pretrained.load_config()["spec"]
+    assert train.pretrained_weights(experiment.ModelSpec(**shipped)) == pretrained.weights_path()
+    other = dict(shipped, units=16, num_mixtures=3)
+    with pytest.raises(ValueError, match=r"--units=16 \(shipped: 400\), --num_mixtures=3 \(shipped: 20\)"):
+        train.pretrained_weights(experiment.ModelSpec(**other))

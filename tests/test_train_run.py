@@ -81,6 +81,14 @@ def test_a_wrong_manual_dir_is_named(tmp_path):
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_init_from_pretrained_refuses_another_network(tmp_path):
+    result = subprocess.run(train_args(tmp_path, "--train_steps=1", "--init_from=pretrained"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "--model=text_predictor (shipped: handwriting_synthesizer)" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("tool", ["graves_tf.train", "graves_tf.evaluate"])
 def test_help_documents_every_flag(tool):
     result = subprocess.run([sys.executable, "-m", tool, "--helpfull"], capture_output=True, text=True, timeout=120)

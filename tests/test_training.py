@@ -231,3 +231,17 @@ def test_init_from_starts_with_another_runs_weights(tmp_path):
     assert int(target.step.numpy()) == 0  # only the weights come along
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         target.init_from(str(tmp_path / "empty"))
+
+
+def test_init_from_reads_written_checkpoints_and_shipped_weight_files(tmp_path):
+    from graves_tf import pretrained
+
+    source = make_trainer(tmp_path / "source", 5)
+    source.fit()
+    written = tf.train.Checkpoint(model=source.model).write(str(tmp_path / "written" / "weights"))
+    pretrained.save_weights(source.model, tmp_path / "weights.npz", dtype=np.float32)
+    for path in (written, str(tmp_path / "weights.npz")):
+        target = make_trainer(tmp_path / ("target_" + os.path.basename(path)), 5)
+        assert target.init_from(path) == path
+        for a, b in zip(source.model.weights, target.model.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -58,14 +58,24 @@ def load_weights(model, path):
         variable.assign(stored[key].astype(variable.dtype))
 
 
+def load_config(folder=None):
+    """The shipped model's ``model_config.json``."""
+    with open(_require(folder, CONFIG_FILE)) as f:
+        return json.load(f)
+
+
+def weights_path(folder=None):
+    """The shipped model's ``weights.npz``."""
+    return str(_require(folder, WEIGHTS_FILE))
+
+
 def load_synthesizer(folder=None):
     """``(model, config)`` of the shipped synthesis model, as ``run_dir.load_run`` returns them."""
     from graves_tf import experiment
 
-    with open(_require(folder, CONFIG_FILE)) as f:
-        config = json.load(f)
+    config = load_config(folder)
     model = experiment.build_model(experiment.ModelSpec(**config["spec"]))
-    weights = _require(folder, WEIGHTS_FILE)
+    weights = weights_path(folder)
     load_weights(model, weights)
     config["checkpoint"] = str(weights)
     return model, config
