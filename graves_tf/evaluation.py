@@ -64,6 +64,12 @@ def _mask(batch):
     return tf.ones(tf.shape(targets)[:2], tf.bool)
 
 
+def _starts_afresh(batch, carries_state):
+    """Whether a batch starts from the zero state: always when the state is not
+    carried (sentences), else at a stream segment's ``reset``."""
+    return not carries_state or bool(np.any(batch.get("reset", False)))
+
+
 def _model_inputs(batch):
     return {k: v for k, v in batch.items() if k not in ("reset", "segment")}
 
@@ -86,7 +92,7 @@ def evaluate_text(model, batches, word_end_ids=(), carry_state=None, max_batches
         if max_batches and i >= max_batches:
             break
         carries = carry_state if carry_state is not None else "reset" in batch
-        if not carries or bool(np.any(batch.get("reset", False))):
+        if _starts_afresh(batch, carries):
             state = None
         out = forward(_model_inputs(batch), state)
         state = out["final_state"] if carries else None
@@ -127,7 +133,7 @@ def dynamic_evaluation(
     for i, batch in enumerate(segments):
         if max_batches and i >= max_batches:
             break
-        if "reset" not in batch or bool(np.any(batch["reset"])):
+        if _starts_afresh(batch, "reset" in batch):
             state = None
         loss, logits, state = predict_then_adapt(_model_inputs(batch), state)
         totals.add(loss, batch["targets"], logits, _mask(batch))

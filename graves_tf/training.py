@@ -210,13 +210,12 @@ class Trainer:
             from graves_tf import pretrained
 
             pretrained.load_weights(self.model, path)
-            logging.info("initialised the model from %s", path)
-            return path
-        if tf.io.gfile.isdir(path):
-            path = run_dir.checkpoint_path(path, "best")
-        elif not tf.io.gfile.exists(path + ".index"):
-            raise FileNotFoundError(f"--init_from {path}: no checkpoint (give a run's model dir or a ckpt-N path)")
-        tf.train.Checkpoint(model=self.model).read(path).expect_partial().assert_existing_objects_matched()
+        else:
+            if tf.io.gfile.isdir(path):
+                path = run_dir.checkpoint_path(path, "best")
+            elif not tf.io.gfile.exists(path + ".index"):
+                raise FileNotFoundError(f"--init_from {path}: no checkpoint (give a run's model dir or a ckpt-N path)")
+            tf.train.Checkpoint(model=self.model).read(path).expect_partial().assert_existing_objects_matched()
         logging.info("initialised the model from %s", path)
         return path
 
