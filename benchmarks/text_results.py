@@ -63,6 +63,8 @@ ROWS = (
         "test", (1.26, 133, 27.4), (1.24, 122, 26.9), 26, init_from="ptb_char_weight_noise"),
     Row("ptb_word", "PTB word, 1x1000, no regularisation", "ptb_word", "ptb", "test",
         (1.27, 138, 77.8), (1.25, 126, 76.9), 11),
+    Row("ptb_word_adam", "PTB word, 1x1000, no regularisation, Adam (not the paper's SGD)", "ptb_word_adam", "ptb",
+        "test", (1.27, 138, 77.8), (1.25, 126, 76.9), 11),
     Row("ptb_word_weight_noise", "PTB word, 1x1000, weight noise", "ptb_word_weight_noise", "ptb", "test",
         (1.25, 126, 76.9), (1.23, 117, 76.2), 14, init_from="ptb_word"),
     Row("enwik8", "Wikipedia, 7x700 (paper's network), enwik8 prefix", "enwik8", "enwik8", "validation",
