@@ -49,8 +49,6 @@ def main(argv):
         spec = experiment.model_spec_from_flags(FLAGS)
     except ValueError as error:
         sys.exit(f"bad configuration: {error}")
-    import tensorflow as tf
-
     from graves_tf import datasets, evaluation, run_dir
 
     if FLAGS.dynamic and spec.kind != "text":
@@ -66,7 +64,7 @@ def main(argv):
     except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:
         sys.exit(str(error))
     model = experiment.build_model(spec)
-    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    run_dir.restore_weights(model, path)
     try:
         batches = bundle.split_batches(FLAGS.split)
     except (ValueError, KeyError) as error:

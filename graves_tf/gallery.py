@@ -52,7 +52,7 @@ def main(argv):
     release = config.get("release")
     if release:
         loss = release["validation"]["float16"]
-        print(f"{where}: step {release['step']}, validation log-loss {loss['loss']:.1f} nats per sequence "
+        print(f"{where}: {pretrained.describe_release(config)}, validation log-loss {loss['loss']:.1f} nats per sequence "
               f"({loss['sequences']} lines), SSE {loss['sse_per_point']:.3f}")
 
 

@@ -15,6 +15,8 @@ import numpy as np
 
 CONFIG_FILE = "model_config.json"
 LOCK_FILE = ".training.lock"
+KEPT_FOLDER = "kept"  # checkpoints kept by --keep_every
+AVERAGED_STEPS = "averaged_steps"  # written by graves_tf.average_checkpoints
 _HELD_LOCKS = set()
 
 
@@ -101,6 +103,23 @@ def checkpoint_path(model_dir, which="best"):
     raise FileNotFoundError(f"no checkpoint in {model_dir} (looked in {', '.join(folders)})")
 
 
+def restore_weights(model, path):
+    """Reads the model's weights from a checkpoint: one a training run saved, or one written with
+    ``tf.train.Checkpoint(model=...).write`` (an averaged checkpoint)."""
+    import tensorflow as tf
+
+    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+
+
+def averaged_steps(path):
+    """The updates whose weights a checkpoint averages (graves_tf.average_checkpoints), or None."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(path)
+    key = f"{AVERAGED_STEPS}/.ATTRIBUTES/VARIABLE_VALUE"
+    return [int(s) for s in reader.get_tensor(key)] if reader.has_tensor(key) else None
+
+
 def load_run(model_dir, checkpoint="best"):
     """``(model, config)`` of a training run, its weights restored."""
     import tensorflow as tf
@@ -117,6 +136,6 @@ def load_run(model_dir, checkpoint="best"):
     spec = experiment.ModelSpec(**config["spec"])
     model = experiment.build_model(spec)
     checkpoint_file = checkpoint_path(model_dir, checkpoint)
-    tf.train.Checkpoint(model=model).restore(checkpoint_file).expect_partial().assert_existing_objects_matched()
+    restore_weights(model, checkpoint_file)
     config["checkpoint"] = checkpoint_file
     return model, config

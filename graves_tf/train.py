@@ -38,6 +38,12 @@ flags.DEFINE_string(
     "the shipped synthesis model (fine-tuning; the model flags must be its own).",
 )
 flags.DEFINE_integer("checkpoint_every", 200, "Save a checkpoint every this many updates.")
+flags.DEFINE_integer(
+    "keep_every",
+    0,
+    "Also keep the checkpoint of every this-many-th update in MODEL_DIR/kept (the rolling folder keeps "
+    "three), e.g. to average them with graves_tf.average_checkpoints; 0 = off.",
+)
 flags.DEFINE_integer("eval_every", 200, "Validate every this many updates (0: never).")
 flags.DEFINE_integer("eval_batches", 0, "Validation batches per evaluation (0: the whole split).")
 flags.DEFINE_integer("log_every", 10, "Write training scalars every this many updates.")
@@ -148,6 +154,7 @@ def train_in_model_dir(spec, strategy):
         model_dir=FLAGS.model_dir,
         train_steps=FLAGS.train_steps,
         checkpoint_every=FLAGS.checkpoint_every,
+        keep_every=FLAGS.keep_every,
         eval_every=FLAGS.eval_every,
         eval_batches=FLAGS.eval_batches,
         log_every=FLAGS.log_every,

@@ -45,6 +45,7 @@ class TrainConfig:
     progress_bar: bool = True
     seed: int = 0
     jit_compile: bool = False  # compile the update with XLA (one compilation per batch shape)
+    keep_every: int = 0  # also keep the checkpoints of these updates in MODEL_DIR/kept (0: none)
 
 
 class DataSource:
@@ -215,12 +216,18 @@ class Trainer:
                 path = run_dir.checkpoint_path(path, "best")
             elif not tf.io.gfile.exists(path + ".index"):
                 raise FileNotFoundError(f"--init_from {path}: no checkpoint (give a run's model dir or a ckpt-N path)")
-            tf.train.Checkpoint(model=self.model).read(path).expect_partial().assert_existing_objects_matched()
+            run_dir.restore_weights(self.model, path)
         logging.info("initialised the model from %s", path)
         return path
 
     def save(self):
-        return self.manager.save(checkpoint_number=self.step)
+        path = self.manager.save(checkpoint_number=self.step)
+        if self.config.keep_every and int(self.step.numpy()) % self.config.keep_every == 0:
+            kept = os.path.join(self.config.model_dir, run_dir.KEPT_FOLDER)
+            tf.io.gfile.makedirs(kept)
+            for source in tf.io.gfile.glob(path + ".*"):
+                tf.io.gfile.copy(source, os.path.join(kept, os.path.basename(source)), overwrite=True)
+        return path
 
     # -- steps -------------------------------------------------------------
 
@@ -377,7 +384,8 @@ class Trainer:
                     validation = self._validate(step)
                 if config.sample_every and self.sample_image_fn and step % config.sample_every == 0:
                     self._log_sample(step)
-                if step % config.checkpoint_every == 0 or step == config.train_steps:
+                kept = config.keep_every and step % config.keep_every == 0
+                if step % config.checkpoint_every == 0 or kept or step == config.train_steps:
                     self.save()
                 if self._stop_signal is not None:
                     path = self.save()

@@ -190,3 +190,11 @@ def test_init_from_pretrained_needs_the_shipped_network():
     other = dict(shipped, units=16, num_mixtures=3)
     with pytest.raises(ValueError, match=r"--units=16 \(shipped: 400\), --num_mixtures=3 \(shipped: 20\)"):
         train.pretrained_weights(experiment.ModelSpec(**other))
+
+
+def test_a_release_says_which_checkpoints_it_holds():
+    single = {"release": {"run": "synthesis", "step": 2250}}
+    averaged = {"release": {"run": "synthesis_ft", "step": 889, "averaged_steps": [500, 750, 889]}}
+    assert pretrained.describe_release(single) == "update 2250 of run synthesis"
+    assert pretrained.describe_release(averaged) == "the mean of updates 500, 750, 889 of run synthesis_ft"
+    assert pretrained.describe_release(pretrained.load_config()).endswith("of run synthesis_ft")

@@ -62,6 +62,16 @@ def test_loss_falls_and_the_best_checkpoint_is_kept(tmp_path):
     assert os.listdir(tmp_path / "train")  # TensorBoard events
 
 
+def test_keep_every_keeps_those_checkpoints_beside_the_rolling_three(tmp_path):
+    make_trainer(tmp_path, 14, keep_every=4).fit()
+    rolling = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints")).all_model_checkpoint_paths
+    assert [os.path.basename(p) for p in rolling] == ["ckpt-10", "ckpt-12", "ckpt-14"]
+    kept = sorted(n for n in os.listdir(tmp_path / run_dir.KEPT_FOLDER) if n.endswith(".index"))
+    assert kept == ["ckpt-12.index", "ckpt-4.index", "ckpt-8.index"]
+    step = tf.train.load_variable(str(tmp_path / run_dir.KEPT_FOLDER / "ckpt-4"), "step/.ATTRIBUTES/VARIABLE_VALUE")
+    assert step == 4
+
+
 def test_resume_continues_exactly_where_it_stopped(tmp_path):
     """A run stopped at step 10 and resumed to 20 equals a run straight to 20:
     same step, data position and optimizer state."""

@@ -64,6 +64,14 @@ def load_config(folder=None):
         return json.load(f)
 
 
+def describe_release(config):
+    """Which checkpoint of which run a release holds, e.g. ``the mean of updates 500, 750 of run synthesis_ft``."""
+    release = config["release"]
+    averaged = release.get("averaged_steps")
+    which = f"the mean of updates {', '.join(map(str, averaged))}" if averaged else f"update {release['step']}"
+    return f"{which} of run {release['run']}"
+
+
 def weights_path(folder=None):
     """The shipped model's ``weights.npz``."""
     return str(_require(folder, WEIGHTS_FILE))

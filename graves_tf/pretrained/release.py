@@ -94,7 +94,8 @@ def main(argv):
     import tensorflow as tf
 
     step = int(tf.train.load_variable(config["checkpoint"], "step/.ATTRIBUTES/VARIABLE_VALUE"))
-    print(f"checkpoint {config['checkpoint']} (step {step})")
+    averaged = run_dir.averaged_steps(config["checkpoint"])
+    print(f"checkpoint {config['checkpoint']} (step {step}{f', the mean of steps {averaged}' if averaged else ''})")
 
     float32 = validation_loss(model, spec, FLAGS.data_dir)
     print(f"validation float32: {float32['loss']:.1f} nats per sequence, SSE {float32['sse_per_point']:.3f}")
@@ -125,6 +126,7 @@ def main(argv):
     release["release"] = {
         "run": os.path.basename(os.path.normpath(FLAGS.model_dir)),
         "step": step,
+        **({"averaged_steps": averaged} if averaged else {}),
         "weights_dtype": "float16",
         "validation": {"float32": float32, "float16": float16},
     }

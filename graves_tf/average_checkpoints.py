@@ -1,0 +1,96 @@
+r"""Averages the weights of several checkpoints of one training run.
+
+    python -m graves_tf.average_checkpoints --model_dir=runs/synthesis \
+        --checkpoints=ckpt-750,ckpt-800,ckpt-850,ckpt-889
+
+The mean of checkpoints taken along one run (late in training, a few dozen
+updates apart) is usually a better network than any one of them: the updates'
+noise averages out (Polyak averaging; "checkpoint averaging" in machine
+translation). ``--checkpoints`` names checkpoints of the run (``ckpt-N``,
+found in MODEL_DIR/kept, where ``train --keep_every`` keeps them, or in
+MODEL_DIR/checkpoints) or gives their paths. The average is written to
+``--output``/``-o`` (default MODEL_DIR/averaged/ckpt-FIRST-LAST), with ``step`` set to
+the last checkpoint's update and ``averaged_steps`` listing them all; every
+command that takes ``--model_dir`` and ``--checkpoint`` reads it
+(``write``, ``evaluate``, ``export``, ``pretrained.release``, the benchmarks).
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir and --output)
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_list("checkpoints", [], "Two or more checkpoints: ckpt-N names of the run, or paths.")
+
+AVERAGED_FOLDER = "averaged"
+STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def find_checkpoint(model_dir, name):
+    """The path of checkpoint ``name`` (a path, or ``ckpt-N`` in the run's kept or rolling folder)."""
+    import tensorflow as tf
+
+    from graves_tf import run_dir
+
+    candidates = [name] + [os.path.join(model_dir, folder, name) for folder in (run_dir.KEPT_FOLDER, "checkpoints")]
+    for candidate in candidates:
+        if tf.io.gfile.exists(candidate + ".index"):
+            return candidate
+    raise FileNotFoundError(
+        f"no checkpoint {name!r}: looked for {', '.join(c + '.index' for c in candidates)} "
+        "(train with --keep_every=N to keep more than the latest three)"
+    )
+
+
+def average_checkpoints(model_dir, names, output=None):
+    """Writes the mean weights of checkpoints ``names`` of run ``model_dir``; returns the written path."""
+    import numpy as np
+    import tensorflow as tf
+
+    from graves_tf import run_dir
+
+    if len(names) < 2:
+        raise ValueError(f"give two or more checkpoints to average, not {len(names)}")
+    paths = [find_checkpoint(model_dir, name) for name in names]
+    model, _ = run_dir.load_run(model_dir, paths[0])
+    total = [np.zeros(w.shape, np.float64) for w in model.weights]
+    steps = []
+    for path in paths:
+        run_dir.restore_weights(model, path)
+        for sum_, weight in zip(total, model.weights):
+            sum_ += weight.numpy()
+        steps.append(int(tf.train.load_variable(path, STEP_KEY)))
+    for sum_, weight in zip(total, model.weights):
+        weight.assign((sum_ / len(paths)).astype(weight.dtype))
+    if output is None:
+        output = os.path.join(model_dir, AVERAGED_FOLDER, f"ckpt-{min(steps)}-{max(steps)}")
+    tf.io.gfile.makedirs(os.path.dirname(output))
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        step=tf.Variable(max(steps), dtype=tf.int64),
+        **{run_dir.AVERAGED_STEPS: tf.Variable(sorted(steps), dtype=tf.int64)},
+    )
+    return checkpoint.write(output)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.model_dir:
+        raise app.UsageError("--model_dir is required")
+    try:
+        path = average_checkpoints(FLAGS.model_dir, FLAGS.checkpoints, FLAGS.output)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(str(error))
+    print(f"averaged {len(FLAGS.checkpoints)} checkpoints into {path}")
+    print(f"use it with --model_dir={FLAGS.model_dir} --checkpoint={path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
