@@ -159,7 +159,7 @@ def evaluation(row, dynamic, checkpoint):
     if FLAGS.reuse and os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)
-        if cached.get("checkpoint") == checkpoint:
+        if cached.get("checkpoint") == checkpoint and "bits_per_character" in cached:
             return cached
     command = evaluate_command(row, dynamic, path)
     command[0] = sys.executable
@@ -181,7 +181,7 @@ def table_rows(row, progress, metrics):
         if measured is None and paper is None:
             continue
         ours = (
-            (measured["bits_per_symbol"], measured.get("perplexity"), 100 * measured["error_rate"])
+            (measured["bits_per_character"], measured.get("perplexity"), 100 * measured["error_rate"])
             if measured
             else (None, None, None)
         )

@@ -33,13 +33,6 @@ flags.DEFINE_integer("max_batches", 0, "Evaluate only this many batches (0: all)
 flags.DEFINE_string("output_json", None, "Also write the metrics to this JSON file.")
 
 
-def word_end_ids(vocabulary, dataset):
-    """Ids that end a word, for perplexity per word."""
-    if dataset == "ptb_word":
-        return range(len(vocabulary))
-    return [vocabulary.ids[s] for s in ("_", "\n", " ") if s in vocabulary.ids]
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -73,14 +66,19 @@ def main(argv):
         metrics = evaluation.evaluate_handwriting(model, batches, FLAGS.max_batches)
         summary = f"log-loss {metrics['loss']:.1f} nats per sequence, SSE {metrics['sse_per_point']:.3f} per point"
     else:
-        ends = word_end_ids(bundle.vocabulary, spec.dataset)
+        counts = dict(
+            word_end_ids=evaluation.word_end_ids(bundle.vocabulary, spec.dataset),
+            characters_per_id=evaluation.characters_per_id(bundle.vocabulary, spec.dataset),
+            max_batches=FLAGS.max_batches,
+        )
         if FLAGS.dynamic:
-            metrics = evaluation.dynamic_evaluation(
-                model, batches, FLAGS.dynamic_learning_rate, word_end_ids=ends, max_batches=FLAGS.max_batches
-            )
+            metrics = evaluation.dynamic_evaluation(model, batches, FLAGS.dynamic_learning_rate, **counts)
         else:
-            metrics = evaluation.evaluate_text(model, batches, word_end_ids=ends, max_batches=FLAGS.max_batches)
-        summary = f"{metrics['bits_per_symbol']:.4f} bits per symbol, error {100 * metrics['error_rate']:.1f}%"
+            metrics = evaluation.evaluate_text(model, batches, **counts)
+        summary = (
+            f"{metrics['bits_per_symbol']:.4f} bits per symbol, {metrics['bits_per_character']:.4f} per character, "
+            f"error {100 * metrics['error_rate']:.1f}%"
+        )
         if "perplexity" in metrics:
             summary += f", perplexity {metrics['perplexity']:.1f}"
     metrics.update(split=FLAGS.split, checkpoint=path, dynamic=FLAGS.dynamic)

@@ -42,6 +42,25 @@ def test_bits_error_and_perplexity_match_a_direct_computation():
     assert math.isclose(metrics["bits_per_symbol"], nats / math.log(2) / count, rel_tol=1e-5)
     assert math.isclose(metrics["error_rate"], 1 - correct / count, rel_tol=1e-9)
     assert math.isclose(metrics["perplexity"], 2 ** (nats / math.log(2) / ends), rel_tol=1e-4)
+    assert metrics["bits_per_character"] == metrics["bits_per_symbol"] and metrics["characters"] == count
+
+
+def test_word_models_count_the_characters_their_words_spell():
+    from graves_tf.data.text import Vocabulary
+    from graves_tf.evaluation import characters_per_id, word_end_ids
+
+    vocabulary = Vocabulary(["<eos>", "no", "it", "was", "<unk>"], end_of_line="<eos>")
+    assert word_end_ids(vocabulary, "ptb_word") == [1, 2, 3, 4]
+    assert characters_per_id(vocabulary, "ptb_word") == [0, 3, 3, 4, 6]
+    assert characters_per_id(vocabulary, "ptb_char") is None
+    totals = evaluation.TextTotals(word_end_ids(vocabulary, "ptb_word"), characters_per_id(vocabulary, "ptb_word"))
+    targets = np.array([[1, 2, 3, 0], [4, 0, 0, 0]])  # "no it was" and "<unk>", the second padded
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]])
+    totals.add(10.0, targets, np.zeros((2, 4, 5)), mask)
+    metrics = totals.metrics()
+    assert metrics["characters"] == len("no it was\n<unk>\n") and metrics["symbols"] == 6
+    assert math.isclose(metrics["bits_per_character"], 10.0 / math.log(2) / 16)
+    assert math.isclose(metrics["perplexity"], 2 ** (10.0 / math.log(2) / 4))
 
 
 def repetitive_text(n=3000):
