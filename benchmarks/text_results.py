@@ -130,7 +130,7 @@ def run_progress(row):
         "batch_in_epoch": int(value("batch_in_epoch")),
         "hours": None if value("train_seconds") is None else float(value("train_seconds")) / 3600.0,
         "best_checkpoint": best,
-        "best_step": int(tf.train.load_variable(best, "step/.ATTRIBUTES/VARIABLE_VALUE")),
+        "best_step": run_dir.checkpoint_step(best),
     }
 
 

@@ -29,7 +29,6 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("checkpoints", [], "Two or more checkpoints: ckpt-N names of the run, or paths.")
 
 AVERAGED_FOLDER = "averaged"
-STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def find_checkpoint(model_dir, name):
@@ -65,7 +64,7 @@ def average_checkpoints(model_dir, names, output=None):
         run_dir.restore_weights(model, path)
         for sum_, weight in zip(total, model.weights):
             sum_ += weight.numpy()
-        steps.append(int(tf.train.load_variable(path, STEP_KEY)))
+        steps.append(run_dir.checkpoint_step(path))
     for sum_, weight in zip(total, model.weights):
         weight.assign((sum_ / len(paths)).astype(weight.dtype))
     if output is None:

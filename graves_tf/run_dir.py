@@ -111,12 +111,23 @@ def restore_weights(model, path):
     tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
 
 
+def _variable_key(name):
+    return f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def checkpoint_step(path):
+    """The training update a checkpoint was saved at (an averaged one: its last)."""
+    import tensorflow as tf
+
+    return int(tf.train.load_variable(path, _variable_key("step")))
+
+
 def averaged_steps(path):
     """The updates whose weights a checkpoint averages (graves_tf.average_checkpoints), or None."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(path)
-    key = f"{AVERAGED_STEPS}/.ATTRIBUTES/VARIABLE_VALUE"
+    key = _variable_key(AVERAGED_STEPS)
     return [int(s) for s in reader.get_tensor(key)] if reader.has_tensor(key) else None
 
 

@@ -91,9 +91,7 @@ def main(argv):
     if config["spec"]["model"] != "handwriting_synthesizer":
         sys.exit(f"{FLAGS.model_dir} holds a {config['spec']['model']}, not a handwriting synthesizer")
     spec = experiment.ModelSpec(**config["spec"])
-    import tensorflow as tf
-
-    step = int(tf.train.load_variable(config["checkpoint"], "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    step = run_dir.checkpoint_step(config["checkpoint"])
     averaged = run_dir.averaged_steps(config["checkpoint"])
     print(f"checkpoint {config['checkpoint']} (step {step}{f', the mean of steps {averaged}' if averaged else ''})")
 
