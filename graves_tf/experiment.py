@@ -95,6 +95,11 @@ flags.DEFINE_enum(
     "rmsprop_graves: eqs. 38-45; sgd: SGD with momentum (text experiments); adam.",
 )
 flags.DEFINE_float("learning_rate", 1e-4, "Learning rate (paper: 1e-4 everywhere).")
+flags.DEFINE_list(
+    "learning_rate_drops",
+    [],
+    "UPDATES:RATE pairs, e.g. 4332:5e-4,4773:2.5e-4: after UPDATES updates the learning rate is RATE.",
+)
 flags.DEFINE_float("momentum", 0.9, "Momentum (paper: 0.9; 0.99 for Penn Treebank).")
 flags.DEFINE_integer("batch_size", 32, "Sequences per update (the paper does not state one).")
 flags.DEFINE_integer(

@@ -64,7 +64,9 @@ def describe_experiment(spec):
         f"model: {spec.model} ({spec.num_layers} x {spec.units} LSTM)",
         f"dataset: {spec.dataset} ({experiment.DATASETS[spec.dataset].description})",
         f"derivative clipping: LSTM pre-activations {lstm_clip}, outputs {output_clip}",
-        f"optimizer: {FLAGS.optimizer}, learning rate {FLAGS.learning_rate}, momentum {FLAGS.momentum}",
+        f"optimizer: {FLAGS.optimizer}, learning rate {FLAGS.learning_rate}"
+        + (f" (drops, updates:rate: {', '.join(FLAGS.learning_rate_drops)})" if FLAGS.learning_rate_drops else "")
+        + f", momentum {FLAGS.momentum}",
         f"batch size: {FLAGS.batch_size}",
     ]
     if spec.model == "handwriting_synthesizer":
@@ -130,10 +132,11 @@ def train_in_model_dir(spec, strategy):
     import keras
 
     from graves_tf import datasets, run_dir, training
-    from graves_tf.optimizers import make_optimizer
+    from graves_tf.optimizers import learning_rate_schedule, make_optimizer
 
     keras.utils.set_random_seed(FLAGS.seed)
     try:
+        learning_rate = learning_rate_schedule(FLAGS.learning_rate, FLAGS.learning_rate_drops)
         bundle = datasets.load_bundle(
             spec,
             FLAGS.batch_size,
@@ -149,7 +152,7 @@ def train_in_model_dir(spec, strategy):
         sys.exit(str(error))
     with strategy.scope():
         model = experiment.build_model(spec)
-        optimizer = make_optimizer(FLAGS.optimizer, FLAGS.learning_rate, FLAGS.momentum)
+        optimizer = make_optimizer(FLAGS.optimizer, learning_rate, FLAGS.momentum)
     config = training.TrainConfig(
         model_dir=FLAGS.model_dir,
         train_steps=FLAGS.train_steps,

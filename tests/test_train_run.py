@@ -101,3 +101,35 @@ def test_help_documents_every_flag(tool):
     else:
         for flag in ("--[no]dynamic", "--split", "--checkpoint"):
             assert flag in text, flag
+
+
+def logged_learning_rates(run):
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    rates = {}
+    for path in sorted((run / "train").glob("events*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag == "learning_rate":
+                    rates[event.step] = float(tf.make_ndarray(value.tensor))
+    return rates
+
+
+def test_learning_rate_drops_are_logged_and_malformed_ones_refused(tmp_path):
+    result = subprocess.run(
+        train_args(tmp_path, "--train_steps=5", "--log_every=1", "--learning_rate_drops=3:1e-5"),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(drops, updates:rate: 3:1e-5)" in result.stdout
+    rates = logged_learning_rates(tmp_path / "run")  # the rate of the update after each logged one
+    assert rates == pytest.approx({1: 3e-3, 2: 3e-3, 3: 1e-5, 4: 1e-5, 5: 1e-5})
+
+    refused = subprocess.run(
+        train_args(tmp_path, "--train_steps=6", "--learning_rate_drops=3:1e-5,2:1e-6"),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode != 0
+    assert "updates must be positive and increasing" in refused.stderr and "Traceback" not in refused.stderr
