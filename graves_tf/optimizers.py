@@ -10,7 +10,7 @@ optimizer instance.
 import keras
 from keras import ops
 
-__all__ = ["GravesRMSprop", "learning_rate_schedule", "make_optimizer", "OPTIMIZER_CHOICES"]
+__all__ = ["GravesRMSprop", "make_optimizer", "OPTIMIZER_CHOICES", "parse_learning_rate_drops", "scheduled_learning_rate"]
 
 
 @keras.saving.register_keras_serializable(package="graves_tf")
@@ -114,44 +114,45 @@ class GravesRMSprop(keras.optimizers.Optimizer):
 OPTIMIZER_CHOICES = ("rmsprop_graves", "sgd", "adam")
 
 
-def learning_rate_schedule(learning_rate, drops=()):
-    """The learning rate of ``--learning_rate`` and ``--learning_rate_drops``.
+def parse_learning_rate_drops(drops):
+    """``--learning_rate_drops`` as ``((updates, rate), ...)``.
 
     Args:
-        learning_rate: the rate of the first updates.
         drops: ``"UPDATES:RATE"`` strings, e.g. ``("4332:5e-4", "4773:2.5e-4")``:
             once ``UPDATES`` updates are done, every later update uses ``RATE``.
-            The schedule follows the optimizer's update count, which a resumed
-            run restores, so a run stopped and resumed with the same flags
-            trains with the same rates as one that never stopped.
-
-    Returns:
-        ``learning_rate`` itself without drops, else a
-        ``keras.optimizers.schedules.PiecewiseConstantDecay``.
 
     Raises:
         ValueError: for a malformed drop, updates not increasing, or a rate <= 0.
     """
-    if learning_rate <= 0:
-        raise ValueError(f"--learning_rate must be positive, got {learning_rate}")
-    if not drops:
-        return learning_rate
-    steps, rates = [], [learning_rate]
+    parsed = []
     for drop in drops:
         try:
-            step, rate = drop.split(":")
-            step, rate = int(step), float(rate)
+            updates, rate = drop.split(":")
+            updates, rate = int(updates), float(rate)
         except ValueError:
             raise ValueError(f"--learning_rate_drops: {drop!r} is not UPDATES:RATE (e.g. 4332:5e-4)") from None
-        if step <= (steps[-1] if steps else 0):
+        if updates <= (parsed[-1][0] if parsed else 0):
             raise ValueError(f"--learning_rate_drops: updates must be positive and increasing, got {list(drops)}")
         if rate <= 0:
             raise ValueError(f"--learning_rate_drops: rates must be positive, got {drop!r}")
-        steps.append(step)
-        rates.append(rate)
-    # Keras evaluates the schedule at the count of updates already done; it
-    # takes values[i + 1] once that count exceeds boundaries[i].
-    return keras.optimizers.schedules.PiecewiseConstantDecay([step - 1 for step in steps], rates)
+        parsed.append((updates, rate))
+    return tuple(parsed)
+
+
+def scheduled_learning_rate(learning_rate, drops, updates_done):
+    """The rate of the next update after ``updates_done``: ``learning_rate`` until the first drop.
+
+    ``drops`` is :func:`parse_learning_rate_drops`'s result. The training loop
+    assigns this rate to the optimizer's own learning rate variable rather than
+    giving Keras a schedule: an optimizer built with a schedule has no such
+    variable, so its checkpoints would not line up with those of a run that
+    started at a constant rate and is resumed with drops.
+    """
+    rate = learning_rate
+    for updates, dropped in drops:
+        if updates_done >= updates:
+            rate = dropped
+    return rate
 
 
 def make_optimizer(name, learning_rate, momentum):

@@ -132,11 +132,11 @@ def train_in_model_dir(spec, strategy):
     import keras
 
     from graves_tf import datasets, run_dir, training
-    from graves_tf.optimizers import learning_rate_schedule, make_optimizer
+    from graves_tf.optimizers import make_optimizer, parse_learning_rate_drops
 
     keras.utils.set_random_seed(FLAGS.seed)
     try:
-        learning_rate = learning_rate_schedule(FLAGS.learning_rate, FLAGS.learning_rate_drops)
+        learning_rate_drops = parse_learning_rate_drops(FLAGS.learning_rate_drops)
         bundle = datasets.load_bundle(
             spec,
             FLAGS.batch_size,
@@ -152,12 +152,13 @@ def train_in_model_dir(spec, strategy):
         sys.exit(str(error))
     with strategy.scope():
         model = experiment.build_model(spec)
-        optimizer = make_optimizer(FLAGS.optimizer, learning_rate, FLAGS.momentum)
+        optimizer = make_optimizer(FLAGS.optimizer, FLAGS.learning_rate, FLAGS.momentum)
     config = training.TrainConfig(
         model_dir=FLAGS.model_dir,
         train_steps=FLAGS.train_steps,
         checkpoint_every=FLAGS.checkpoint_every,
         keep_every=FLAGS.keep_every,
+        learning_rate_drops=learning_rate_drops,
         eval_every=FLAGS.eval_every,
         eval_batches=FLAGS.eval_batches,
         log_every=FLAGS.log_every,

@@ -25,6 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from graves_tf import run_dir
+from graves_tf.optimizers import scheduled_learning_rate
 from graves_tf.weight_noise import AdaptiveWeightNoise, FixedWeightNoise
 
 
@@ -46,6 +47,7 @@ class TrainConfig:
     seed: int = 0
     jit_compile: bool = False  # compile the update with XLA (one compilation per batch shape)
     keep_every: int = 0  # also keep the checkpoints of these updates in MODEL_DIR/kept (0: none)
+    learning_rate_drops: tuple = ()  # ((updates, rate), ...): optimizers.parse_learning_rate_drops
 
 
 class DataSource:
@@ -144,6 +146,9 @@ class Trainer:
                 )
             # Create the optimizer's slots now, so a restore fills them directly.
             self.optimizer.build(self._variables())
+        self._initial_learning_rate = self._learning_rate()
+        if config.learning_rate_drops and self._initial_learning_rate is None:
+            raise ValueError("learning rate drops need an optimizer built with a constant learning rate")
         trackables = dict(
             model=model,
             optimizer=optimizer,
@@ -178,7 +183,6 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest is None:
             return None
-        requested_rate = self._learning_rate()
         status = self.checkpoint.restore(latest)
         try:
             status.assert_existing_objects_matched()
@@ -189,11 +193,20 @@ class Trainer:
                 latest
             ).assert_existing_objects_matched()
         saved_rate = self._learning_rate()
-        if requested_rate is not None and saved_rate != requested_rate:
-            # The checkpoint holds the optimizer's learning rate; the one asked for now wins.
-            self.optimizer.learning_rate = requested_rate
-            logging.info("learning rate %g (the checkpoint's was %g)", requested_rate, saved_rate)
+        self._follow_learning_rate_drops()
+        if saved_rate is not None and self._learning_rate() != saved_rate:
+            logging.info("learning rate %g (the checkpoint's was %g)", self._learning_rate(), saved_rate)
         return int(self.step.numpy())
+
+    def _follow_learning_rate_drops(self):
+        """Sets the rate the flags ask for at this update count (the checkpoint's saved rate never wins)."""
+        if self._initial_learning_rate is None:
+            return
+        rate = scheduled_learning_rate(
+            self._initial_learning_rate, self.config.learning_rate_drops, int(self.step.numpy())
+        )
+        if self._learning_rate() != float(np.float32(rate)):
+            self.optimizer.learning_rate = rate
 
     def _learning_rate(self):
         """The optimizer's constant learning rate, or None when it follows a schedule."""
@@ -357,6 +370,8 @@ class Trainer:
                     batch.pop("segment", None)
                     if bool(np.any(self._local(reset)[0])):
                         state = None
+                if config.learning_rate_drops:
+                    self._follow_learning_rate_drops()
                 metrics, final_state, applied = self.train_step(batch, state)
                 self.batch_in_epoch.assign_add(1)
                 if not applied:

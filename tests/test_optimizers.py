@@ -10,7 +10,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from graves_tf.optimizers import GravesRMSprop, learning_rate_schedule, make_optimizer  # noqa: E402
+from graves_tf.optimizers import (  # noqa: E402
+    GravesRMSprop,
+    make_optimizer,
+    parse_learning_rate_drops,
+    scheduled_learning_rate,
+)
 
 SHAPES = [(3,), (4, 5), (2, 3, 2)]
 
@@ -207,33 +212,11 @@ def test_make_optimizer():
         assert choice in str(info.value)
 
 
-def rates_of_updates(optimizer, variable, updates):
-    """The learning rate each of ``updates`` further updates is made with."""
-    rates = []
-    for _ in range(updates):
-        rates.append(float(optimizer.learning_rate))
-        optimizer.apply_gradients([(tf.ones_like(variable), variable)])
-    return rates
-
-
 def test_learning_rate_drops_take_effect_after_their_update_count():
-    assert learning_rate_schedule(2e-3) == 2e-3
-    variable = tf.Variable([1.0, 2.0])
-    adam = make_optimizer("adam", learning_rate_schedule(0.4, ["2:0.2", "5:0.1"]), 0.0)
-    assert rates_of_updates(adam, variable, 7) == pytest.approx([0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1])
-
-
-def test_a_run_resumed_with_drops_follows_them_from_its_saved_update_count(tmp_path):
-    variable = tf.Variable([1.0, 2.0])
-    constant = make_optimizer("sgd", 0.4, 0.5)
-    rates_of_updates(constant, variable, 3)
-    path = tf.train.Checkpoint(optimizer=constant, variable=variable).save(str(tmp_path / "ckpt"))
-
-    resumed_variable = tf.Variable([0.0, 0.0])
-    resumed = make_optimizer("sgd", learning_rate_schedule(0.4, ["4:0.04"]), 0.5)
-    tf.train.Checkpoint(optimizer=resumed, variable=resumed_variable).restore(path).assert_existing_objects_matched()
-    assert int(resumed.iterations) == 3
-    assert rates_of_updates(resumed, resumed_variable, 3) == pytest.approx([0.4, 0.04, 0.04])
+    drops = parse_learning_rate_drops(["2:0.2", "5:1e-1"])
+    assert drops == ((2, 0.2), (5, 0.1))
+    assert [scheduled_learning_rate(0.4, drops, done) for done in range(7)] == [0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
+    assert scheduled_learning_rate(0.4, (), 10**6) == 0.4
 
 
 @pytest.mark.parametrize(
@@ -248,4 +231,4 @@ def test_a_run_resumed_with_drops_follows_them_from_its_saved_update_count(tmp_p
 )
 def test_malformed_learning_rate_drops_are_refused(drops, message):
     with pytest.raises(ValueError, match=message):
-        learning_rate_schedule(1e-3, drops)
+        parse_learning_rate_drops(drops)

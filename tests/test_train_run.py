@@ -124,8 +124,8 @@ def test_learning_rate_drops_are_logged_and_malformed_ones_refused(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "(drops, updates:rate: 3:1e-5)" in result.stdout
-    rates = logged_learning_rates(tmp_path / "run")  # the rate of the update after each logged one
-    assert rates == pytest.approx({1: 3e-3, 2: 3e-3, 3: 1e-5, 4: 1e-5, 5: 1e-5})
+    rates = logged_learning_rates(tmp_path / "run")  # the rate each logged update was made with
+    assert rates == pytest.approx({1: 3e-3, 2: 3e-3, 3: 3e-3, 4: 1e-5, 5: 1e-5})
 
     refused = subprocess.run(
         train_args(tmp_path, "--train_steps=6", "--learning_rate_drops=3:1e-5,2:1e-6"),

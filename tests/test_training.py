@@ -110,6 +110,27 @@ def test_a_resumed_run_takes_the_learning_rate_it_is_given(tmp_path):
     assert float(lowered.optimizer.learning_rate) == pytest.approx(0.002)
 
 
+def test_learning_rate_drops_equal_lowering_the_rate_by_resuming(tmp_path):
+    """Drops at updates 5 and 10 in one run give the weights of a run stopped
+    at 5, resumed at a lower rate to 10, then again; a constant-rate checkpoint
+    resumes with drops (the optimizer's variables keep their layout). The
+    stops fall where the text stream resets its state, as resuming needs."""
+    drops = ((5, 0.004), (10, 0.001))
+    scheduled = make_trainer(tmp_path / "scheduled", 15, learning_rate_drops=drops)
+    scheduled.fit()
+    make_trainer(tmp_path / "by_hand", 5).fit()
+    lowered = make_trainer(tmp_path / "by_hand", 10, learning_rate=0.004)
+    assert lowered.restore() == 5
+    lowered.fit()
+    resumed = make_trainer(tmp_path / "by_hand", 15, learning_rate_drops=drops)
+    assert resumed.restore() == 10
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(0.001)
+    resumed.fit()
+    for a, b in zip(scheduled.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert float(scheduled.optimizer.learning_rate) == pytest.approx(0.001)
+
+
 def test_a_folder_locked_by_another_process_is_refused_until_that_process_ends(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", (
