@@ -50,13 +50,16 @@ class Row:
     init_from: str | None = None
     extra_flags: tuple = ()  # for both train and evaluate
     eval_flags: tuple = ()  # for evaluate only
+    averaged_steps: tuple = ()  # evaluate the mean of these kept checkpoints (train --keep_every)
+    keep_every: int = 0  # train --keep_every, needed by averaged_steps
 
 
 ROWS = (
     Row("ptb_char", "PTB char, 1x1000, no regularisation", "ptb_char", "ptb", "test",
         (1.32, 167, 28.5), (1.29, 148, 28.0), 9),
     Row("ptb_char_adam", "PTB char, 1x1000, no regularisation, Adam (not the paper's SGD)", "ptb_char_adam", "ptb",
-        "test", (1.32, 167, 28.5), (1.29, 148, 28.0), 9),
+        "test", (1.32, 167, 28.5), (1.29, 148, 28.0), 9, averaged_steps=(5000, 5100, 5200, 5300, 5400),
+        keep_every=100),
     Row("ptb_char_weight_noise", "PTB char, 1x1000, weight noise", "ptb_char_weight_noise", "ptb", "test",
         (1.27, 140, 27.4), (1.24, 124, 26.9), 25, init_from="ptb_char_adam"),
     Row("ptb_char_adaptive_noise", "PTB char, 1x1000, adaptive weight noise", "ptb_char_adaptive_noise", "ptb",
@@ -91,9 +94,33 @@ def train_command(row, steps):
         "python", "-m", "graves_tf.train", f"--flagfile=graves_tf/configs/{row.flagfile}.cfg",
         f"--model_dir={run_folder(row)}", *data_flags(row), f"--train_steps={steps}",
     ]
+    if row.keep_every:
+        command.append(f"--keep_every={row.keep_every}")
     if row.init_from:
         command.append(f"--init_from={os.path.join(FLAGS.runs_dir, row.init_from)}")
     return command
+
+
+def averaged_checkpoint(row):
+    """Where ``python -m graves_tf.average_checkpoints`` writes the row's mean checkpoint."""
+    from graves_tf import average_checkpoints
+
+    first, last = min(row.averaged_steps), max(row.averaged_steps)
+    return os.path.join(run_folder(row), average_checkpoints.AVERAGED_FOLDER, f"ckpt-{first}-{last}")
+
+
+def averaged_checkpoint_is_current(row):
+    from graves_tf import run_dir
+
+    path = averaged_checkpoint(row)
+    return os.path.exists(path + ".index") and run_dir.averaged_steps(path) == sorted(row.averaged_steps)
+
+
+def average_command(row):
+    return [
+        "python", "-m", "graves_tf.average_checkpoints", f"--model_dir={run_folder(row)}",
+        "--checkpoints=" + ",".join(f"ckpt-{step}" for step in row.averaged_steps),
+    ]
 
 
 def evaluate_command(row, dynamic, output_json=None):
@@ -101,6 +128,8 @@ def evaluate_command(row, dynamic, output_json=None):
         "python", "-m", "graves_tf.evaluate", f"--flagfile=graves_tf/configs/{row.flagfile}.cfg",
         f"--model_dir={run_folder(row)}", *data_flags(row), f"--split={row.split}",
     ]
+    if row.averaged_steps:
+        command.append(f"--checkpoint={averaged_checkpoint(row)}")
     command += list(row.eval_flags)
     if dynamic:
         command.append("--dynamic")
@@ -116,7 +145,7 @@ def run_progress(row):
     from graves_tf import run_dir
 
     latest = run_dir.checkpoint_path(run_folder(row), "latest")
-    best = run_dir.checkpoint_path(run_folder(row), "best")
+    best = averaged_checkpoint(row) if row.averaged_steps else run_dir.checkpoint_path(run_folder(row), "best")
     names = {name for name, _ in tf.train.list_variables(latest)}
 
     def value(name, default=None):
@@ -151,12 +180,12 @@ def logged_epochs(folder, up_to_step):
     return last[1]
 
 
-def evaluation(row, dynamic, checkpoint):
+def evaluation(row, dynamic, checkpoint, reuse=True):
     """The metrics of ``python -m graves_tf.evaluate`` for ``checkpoint``, cached per checkpoint."""
     folder = os.path.join(run_folder(row), "results")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{row.split}_{'dynamic' if dynamic else 'static'}.json")
-    if FLAGS.reuse and os.path.exists(path):
+    if reuse and FLAGS.reuse and os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)
         if cached.get("checkpoint") == checkpoint and "bits_per_character" in cached:
@@ -191,7 +220,11 @@ def table_rows(row, progress, metrics):
             f"{progress['steps']:,} updates"
             + (f", {epochs:.2f} epochs" if epochs is not None else f", epoch {progress['epochs'] + 1}")
             + (f", {progress['hours']:.1f} h" if progress["hours"] is not None else "")
-            + f"; evaluated: step {progress['best_step']:,}"
+            + (
+                f"; evaluated: the mean of steps {', '.join(f'{step:,}' for step in row.averaged_steps)}"
+                if row.averaged_steps
+                else f"; evaluated: step {progress['best_step']:,}"
+            )
         )
         paper_epochs = f"{row.paper_epochs} epochs" if row.paper_epochs else "-"
         rows.append(
@@ -220,16 +253,27 @@ def main(argv):
         if not os.path.exists(os.path.join(run_folder(row), "model_config.json")):
             print(f"{row.run}: no run in {run_folder(row)}; skipped", flush=True)
             continue
+        averaged_anew = bool(row.averaged_steps) and not averaged_checkpoint_is_current(row)
+        if averaged_anew:  # the same path now holds other weights: no cached evaluation of it holds
+            command = average_command(row)
+            command[0] = sys.executable
+            print("running:", shlex.join(command), flush=True)
+            subprocess.run(command, check=True)
         progress = run_progress(row)
-        metrics = {False: evaluation(row, False, progress["best_checkpoint"])}
+        metrics = {False: evaluation(row, False, progress["best_checkpoint"], reuse=not averaged_anew)}
         if FLAGS.dynamic:
-            metrics[True] = evaluation(row, True, progress["best_checkpoint"])
+            metrics[True] = evaluation(row, True, progress["best_checkpoint"], reuse=not averaged_anew)
         lines += table_rows(row, progress, metrics)
         commands.append(f"* {row.description}:")
         commands.append(f"  `{shlex.join(train_command(row, progress['best_step']))}`")
+        if row.averaged_steps:
+            commands.append(f"  `{shlex.join(average_command(row))}`")
         for dynamic in (False, True) if FLAGS.dynamic else (False,):
             commands.append(f"  `{shlex.join(evaluate_command(row, dynamic))}`")
-    text = "\n".join(lines + ["", "Commands (train to the evaluated checkpoint, then evaluate):", ""] + commands)
+    text = "\n".join(
+        lines + ["", "Commands (train to the evaluated checkpoint, average where a row does, then evaluate):", ""]
+        + commands
+    )
     print(text)
     if FLAGS.output_markdown:
         with open(FLAGS.output_markdown, "w") as f:

@@ -1,5 +1,6 @@
 """The text results table and the text sample page, end to end on the PTB builder's dummy data."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -33,7 +34,7 @@ def runs(tmp_path_factory):
     run([
         "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={root / 'tfds'}",
         f"--manual_dir={DUMMY_PTB}", f"--model_dir={root / 'runs' / 'tiny_text'}", *SMALL,
-        "--train_steps=4", "--eval_every=2", "--noprogress_bar",
+        "--train_steps=4", "--eval_every=2", "--keep_every=1", "--noprogress_bar",
     ])
     return root
 
@@ -82,6 +83,33 @@ def test_a_new_best_checkpoint_is_evaluated_again(table_flags, capsys):
     text_results.main(["text_results"])
     assert capsys.readouterr().out.count("running:") == 2
     assert json.loads((results / "test_static.json").read_text())["bits_per_symbol"] != 9.0
+
+
+def test_a_row_of_averaged_checkpoints_averages_then_evaluates_the_mean(table_flags, monkeypatch, capsys):
+    runs = table_flags
+    flags.FLAGS.dynamic = False
+    averaged = runs / "runs" / "tiny_text" / "averaged" / "ckpt-2-4"
+    monkeypatch.setattr(text_results, "ROWS", (dataclasses.replace(TINY_ROW, averaged_steps=(2, 4), keep_every=1),))
+    text_results.main(["text_results"])
+    printed = capsys.readouterr().out
+    assert "running: " in printed and "graves_tf.average_checkpoints" in printed
+    static = json.loads((runs / "runs" / "tiny_text" / "results" / "test_static.json").read_text())
+    assert static["checkpoint"] == str(averaged)
+    table = (runs / "table.md").read_text()
+    assert "evaluated: the mean of steps 2, 4 |" in table
+    assert "--train_steps=4 --keep_every=1" in table
+    assert "-m graves_tf.average_checkpoints --model_dir=" in table and "--checkpoints=ckpt-2,ckpt-4`" in table
+    assert f"--split=test --checkpoint={averaged}`" in table
+
+    text_results.main(["text_results"])  # nothing new: nothing is averaged or evaluated again
+    assert "running:" not in capsys.readouterr().out
+    monkeypatch.setattr(text_results, "ROWS", (dataclasses.replace(TINY_ROW, averaged_steps=(2, 3, 4)),))
+    text_results.main(["text_results"])  # the same path, other weights: both steps rerun
+    printed = capsys.readouterr().out
+    assert printed.count("running:") == 2 and "--checkpoints=ckpt-2,ckpt-3,ckpt-4" in printed
+    from graves_tf import run_dir
+
+    assert run_dir.averaged_steps(str(averaged)) == [2, 3, 4]
 
 
 def test_unknown_rows_are_refused(table_flags):
