@@ -105,8 +105,7 @@ def averaged_checkpoint(row):
     """Where ``python -m graves_tf.average_checkpoints`` writes the row's mean checkpoint."""
     from graves_tf import average_checkpoints
 
-    first, last = min(row.averaged_steps), max(row.averaged_steps)
-    return os.path.join(run_folder(row), average_checkpoints.AVERAGED_FOLDER, f"ckpt-{first}-{last}")
+    return average_checkpoints.default_output(run_folder(row), row.averaged_steps)
 
 
 def averaged_checkpoint_is_current(row):
@@ -139,13 +138,13 @@ def evaluate_command(row, dynamic, output_json=None):
 
 
 def run_progress(row):
-    """Updates, epochs and training hours of a run's latest checkpoint; the best checkpoint's path."""
+    """Updates, epochs and training hours of a run's latest checkpoint; the path of the one evaluated."""
     import tensorflow as tf
 
     from graves_tf import run_dir
 
     latest = run_dir.checkpoint_path(run_folder(row), "latest")
-    best = averaged_checkpoint(row) if row.averaged_steps else run_dir.checkpoint_path(run_folder(row), "best")
+    evaluated = averaged_checkpoint(row) if row.averaged_steps else run_dir.checkpoint_path(run_folder(row), "best")
     names = {name for name, _ in tf.train.list_variables(latest)}
 
     def value(name, default=None):
@@ -158,8 +157,8 @@ def run_progress(row):
         "epochs": int(value("epoch")),
         "batch_in_epoch": int(value("batch_in_epoch")),
         "hours": None if value("train_seconds") is None else float(value("train_seconds")) / 3600.0,
-        "best_checkpoint": best,
-        "best_step": run_dir.checkpoint_step(best),
+        "evaluated_checkpoint": evaluated,
+        "evaluated_step": run_dir.checkpoint_step(evaluated),
     }
 
 
@@ -180,6 +179,13 @@ def logged_epochs(folder, up_to_step):
     return last[1]
 
 
+def run_command(command):
+    """Runs a printed ``python -m ...`` command with this interpreter."""
+    command = [sys.executable, *command[1:]]
+    print("running:", shlex.join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
 def evaluation(row, dynamic, checkpoint, reuse=True):
     """The metrics of ``python -m graves_tf.evaluate`` for ``checkpoint``, cached per checkpoint."""
     folder = os.path.join(run_folder(row), "results")
@@ -190,10 +196,7 @@ def evaluation(row, dynamic, checkpoint, reuse=True):
             cached = json.load(f)
         if cached.get("checkpoint") == checkpoint and "bits_per_character" in cached:
             return cached
-    command = evaluate_command(row, dynamic, path)
-    command[0] = sys.executable
-    print("running:", shlex.join(command), flush=True)
-    subprocess.run(command, check=True)
+    run_command(evaluate_command(row, dynamic, path))
     with open(path) as f:
         return json.load(f)
 
@@ -223,7 +226,7 @@ def table_rows(row, progress, metrics):
             + (
                 f"; evaluated: the mean of steps {', '.join(f'{step:,}' for step in row.averaged_steps)}"
                 if row.averaged_steps
-                else f"; evaluated: step {progress['best_step']:,}"
+                else f"; evaluated: step {progress['evaluated_step']:,}"
             )
         )
         paper_epochs = f"{row.paper_epochs} epochs" if row.paper_epochs else "-"
@@ -255,17 +258,14 @@ def main(argv):
             continue
         averaged_anew = bool(row.averaged_steps) and not averaged_checkpoint_is_current(row)
         if averaged_anew:  # the same path now holds other weights: no cached evaluation of it holds
-            command = average_command(row)
-            command[0] = sys.executable
-            print("running:", shlex.join(command), flush=True)
-            subprocess.run(command, check=True)
+            run_command(average_command(row))
         progress = run_progress(row)
-        metrics = {False: evaluation(row, False, progress["best_checkpoint"], reuse=not averaged_anew)}
+        metrics = {False: evaluation(row, False, progress["evaluated_checkpoint"], reuse=not averaged_anew)}
         if FLAGS.dynamic:
-            metrics[True] = evaluation(row, True, progress["best_checkpoint"], reuse=not averaged_anew)
+            metrics[True] = evaluation(row, True, progress["evaluated_checkpoint"], reuse=not averaged_anew)
         lines += table_rows(row, progress, metrics)
         commands.append(f"* {row.description}:")
-        commands.append(f"  `{shlex.join(train_command(row, progress['best_step']))}`")
+        commands.append(f"  `{shlex.join(train_command(row, progress['evaluated_step']))}`")
         if row.averaged_steps:
             commands.append(f"  `{shlex.join(average_command(row))}`")
         for dynamic in (False, True) if FLAGS.dynamic else (False,):

@@ -31,6 +31,11 @@ flags.DEFINE_list("checkpoints", [], "Two or more checkpoints: ckpt-N names of t
 AVERAGED_FOLDER = "averaged"
 
 
+def default_output(model_dir, steps):
+    """Where the mean of a run's checkpoints of ``steps`` is written: MODEL_DIR/averaged/ckpt-FIRST-LAST."""
+    return os.path.join(model_dir, AVERAGED_FOLDER, f"ckpt-{min(steps)}-{max(steps)}")
+
+
 def find_checkpoint(model_dir, name):
     """The path of checkpoint ``name`` (a path, or ``ckpt-N`` in the run's kept or rolling folder)."""
     import tensorflow as tf
@@ -68,7 +73,7 @@ def average_checkpoints(model_dir, names, output=None):
     for sum_, weight in zip(total, model.weights):
         weight.assign((sum_ / len(paths)).astype(weight.dtype))
     if output is None:
-        output = os.path.join(model_dir, AVERAGED_FOLDER, f"ckpt-{min(steps)}-{max(steps)}")
+        output = default_output(model_dir, steps)
     tf.io.gfile.makedirs(os.path.dirname(output))
     checkpoint = tf.train.Checkpoint(
         model=model,

@@ -147,6 +147,7 @@ class Trainer:
             # Create the optimizer's slots now, so a restore fills them directly.
             self.optimizer.build(self._variables())
         self._initial_learning_rate = self._learning_rate()
+        self._drop_updates = {updates for updates, _ in config.learning_rate_drops}
         if config.learning_rate_drops and self._initial_learning_rate is None:
             raise ValueError("learning rate drops need an optimizer built with a constant learning rate")
         trackables = dict(
@@ -199,7 +200,10 @@ class Trainer:
         return int(self.step.numpy())
 
     def _follow_learning_rate_drops(self):
-        """Sets the rate the flags ask for at this update count (the checkpoint's saved rate never wins)."""
+        """Sets the rate the flags ask for at this update count (the checkpoint's saved rate never wins).
+
+        The rate changes only here: when a drop's update count is reached, and
+        after a restore or a roll back, which bring back a checkpoint's rate."""
         if self._initial_learning_rate is None:
             return
         rate = scheduled_learning_rate(
@@ -357,6 +361,7 @@ class Trainer:
         validation = None
         state = None
         self._clock = time.monotonic()
+        self._follow_learning_rate_drops()
         while int(self.step.numpy()) < config.train_steps:
             epoch = int(self.epoch.numpy())
             dataset = self.train_data.make_epoch(epoch).skip(int(self.batch_in_epoch.numpy()))
@@ -370,8 +375,6 @@ class Trainer:
                     batch.pop("segment", None)
                     if bool(np.any(self._local(reset)[0])):
                         state = None
-                if config.learning_rate_drops:
-                    self._follow_learning_rate_drops()
                 metrics, final_state, applied = self.train_step(batch, state)
                 self.batch_in_epoch.assign_add(1)
                 if not applied:
@@ -402,6 +405,8 @@ class Trainer:
                 kept = config.keep_every and step % config.keep_every == 0
                 if step % config.checkpoint_every == 0 or kept or step == config.train_steps:
                     self.save()
+                if step in self._drop_updates:  # the next update is made at the new rate
+                    self._follow_learning_rate_drops()
                 if self._stop_signal is not None:
                     path = self.save()
                     progress.close()
@@ -439,6 +444,7 @@ class Trainer:
                 f"{bad_steps} consecutive non-finite steps and no checkpoint to roll back to"
             )
         self.checkpoint.restore(latest)
+        self._follow_learning_rate_drops()
         logging.warning(
             "%d consecutive non-finite steps: rolled back to %s (step %d)", bad_steps, latest, int(self.step.numpy())
         )
