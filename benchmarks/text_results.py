@@ -52,6 +52,7 @@ class Row:
     eval_flags: tuple = ()  # for evaluate only
     averaged_steps: tuple = ()  # evaluate the mean of these kept checkpoints (train --keep_every)
     keep_every: int = 0  # train --keep_every, needed by averaged_steps
+    to_convergence: bool = False  # trains until its flags' early stopping ends it; the best checkpoint is evaluated
 
 
 ROWS = (
@@ -72,8 +73,8 @@ ROWS = (
         (1.25, 126, 76.9), (1.23, 117, 76.2), 14, init_from="ptb_word"),
     Row("enwik8", "Wikipedia, 7x700 (paper's network), enwik8 prefix", "enwik8", "enwik8", "validation",
         (1.67, None, None), (1.33, None, None), None, extra_flags=("--hutter_config=prefix",)),
-    Row("enwik8_small", "Wikipedia, 2x256 (smaller), enwik8 prefix", "enwik8_small", "enwik8", "validation",
-        None, None, None, extra_flags=("--hutter_config=prefix",)),
+    Row("enwik8_small", "Wikipedia, 2x256 (smaller), enwik8 prefix, trained to convergence", "enwik8_small", "enwik8",
+        "test", None, None, None, extra_flags=("--hutter_config=prefix",), to_convergence=True),
 )
 
 
@@ -90,15 +91,31 @@ def data_flags(row):
 
 
 def train_command(row, steps):
+    """The row's training command: to ``steps`` updates, or until converged for a ``to_convergence`` row."""
     command = [
         "python", "-m", "graves_tf.train", f"--flagfile=graves_tf/configs/{row.flagfile}.cfg",
-        f"--model_dir={run_folder(row)}", *data_flags(row), f"--train_steps={steps}",
+        f"--model_dir={run_folder(row)}", *data_flags(row),
     ]
+    if not row.to_convergence:
+        command.append(f"--train_steps={steps}")
     if row.keep_every:
         command.append(f"--keep_every={row.keep_every}")
     if row.init_from:
         command.append(f"--init_from={os.path.join(FLAGS.runs_dir, row.init_from)}")
     return command
+
+
+def early_stopping_patience(row):
+    """The ``--early_stopping_patience`` the row trains with (its flagfile, then its extra flags), or 0."""
+    from graves_tf import experiment
+
+    with open(os.path.join(os.path.dirname(experiment.__file__), "configs", f"{row.flagfile}.cfg")) as f:
+        arguments = [line.strip() for line in f] + list(row.extra_flags)
+    patience = 0
+    for argument in arguments:
+        if argument.startswith("--early_stopping_patience="):
+            patience = int(argument.split("=", 1)[1])
+    return patience
 
 
 def averaged_checkpoint(row):
@@ -157,6 +174,8 @@ def run_progress(row):
         "epochs": int(value("epoch")),
         "batch_in_epoch": int(value("batch_in_epoch")),
         "hours": None if value("train_seconds") is None else float(value("train_seconds")) / 3600.0,
+        "converged": bool(early_stopping_patience(row))
+        and int(value("validations_since_best", 0)) >= early_stopping_patience(row),
         "evaluated_checkpoint": evaluated,
         "evaluated_step": run_dir.checkpoint_step(evaluated),
     }
@@ -220,7 +239,8 @@ def table_rows(row, progress, metrics):
         paper = paper or (None, None, None)
         epochs = progress["epochs_passed"]
         trained = (
-            f"{progress['steps']:,} updates"
+            ("converged at " if progress["converged"] else "not yet converged, " if row.to_convergence else "")
+            + f"{progress['steps']:,} updates"
             + (f", {epochs:.2f} epochs" if epochs is not None else f", epoch {progress['epochs'] + 1}")
             + (f", {progress['hours']:.1f} h" if progress["hours"] is not None else "")
             + (
@@ -270,10 +290,8 @@ def main(argv):
             commands.append(f"  `{shlex.join(average_command(row))}`")
         for dynamic in (False, True) if FLAGS.dynamic else (False,):
             commands.append(f"  `{shlex.join(evaluate_command(row, dynamic))}`")
-    text = "\n".join(
-        lines + ["", "Commands (train to the evaluated checkpoint, average where a row does, then evaluate):", ""]
-        + commands
-    )
+    heading = "Commands (train to the evaluated checkpoint or until converged, average where a row does, then evaluate):"
+    text = "\n".join(lines + ["", heading, ""] + commands)
     print(text)
     if FLAGS.output_markdown:
         with open(FLAGS.output_markdown, "w") as f:

@@ -100,6 +100,21 @@ flags.DEFINE_list(
     [],
     "UPDATES:RATE pairs, e.g. 4332:5e-4,4773:2.5e-4: after UPDATES updates the learning rate is RATE.",
 )
+flags.DEFINE_integer("train_steps", 10000, "Train until this many updates in total.")
+flags.DEFINE_integer("eval_every", 200, "Validate every this many updates (0: never).")
+flags.DEFINE_integer(
+    "plateau_patience",
+    0,
+    "Multiply the learning rate by --plateau_factor after this many validations in a row without a "
+    "better validation loss (again after each further such run); 0 = off.",
+)
+flags.DEFINE_float("plateau_factor", 0.5, "What a validation plateau multiplies the learning rate by.")
+flags.DEFINE_integer(
+    "early_stopping_patience",
+    0,
+    "Stop, converged, after this many validations in a row without a better validation loss "
+    "(the best checkpoint is in MODEL_DIR/best; running the command again does not train on); 0 = off.",
+)
 flags.DEFINE_float("momentum", 0.9, "Momentum (paper: 0.9; 0.99 for Penn Treebank).")
 flags.DEFINE_integer("batch_size", 32, "Sequences per update (the paper does not state one).")
 flags.DEFINE_integer(

@@ -27,7 +27,6 @@ from graves_tf.models import count_weights  # noqa: E402
 FLAGS = flags.FLAGS
 
 flags.DEFINE_bool("dry_run", False, "Build the model, print its summary and weight count, exit.")
-flags.DEFINE_integer("train_steps", 10000, "Train until this many updates in total.")
 flags.DEFINE_enum(
     "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy."
 )
@@ -44,7 +43,6 @@ flags.DEFINE_integer(
     "Also keep the checkpoint of every this-many-th update in MODEL_DIR/kept (the rolling folder keeps "
     "three), e.g. to average them with graves_tf.average_checkpoints; 0 = off.",
 )
-flags.DEFINE_integer("eval_every", 200, "Validate every this many updates (0: never).")
 flags.DEFINE_integer("eval_batches", 0, "Validation batches per evaluation (0: the whole split).")
 flags.DEFINE_integer("log_every", 10, "Write training scalars every this many updates.")
 flags.DEFINE_integer("sample_every", 0, "Handwriting: log a rendered sample every this many updates.")
@@ -159,6 +157,9 @@ def train_in_model_dir(spec, strategy):
         checkpoint_every=FLAGS.checkpoint_every,
         keep_every=FLAGS.keep_every,
         learning_rate_drops=learning_rate_drops,
+        plateau_patience=FLAGS.plateau_patience,
+        plateau_factor=FLAGS.plateau_factor,
+        early_stopping_patience=FLAGS.early_stopping_patience,
         eval_every=FLAGS.eval_every,
         eval_batches=FLAGS.eval_batches,
         log_every=FLAGS.log_every,
@@ -182,15 +183,18 @@ def train_in_model_dir(spec, strategy):
             bundle.offset_mean, bundle.offset_std, max_steps=600 // spec.point_stride,
             alphabet=ALPHABETS[spec.alphabet],
         )
-    trainer = training.Trainer(
-        model,
-        optimizer,
-        config,
-        training.DataSource(training_batches(bundle), FLAGS.batch_size),
-        validation_data=lambda: bundle.split_batches(bundle.validation_split),
-        strategy=strategy,
-        sample_image_fn=sample_image_fn,
-    )
+    try:
+        trainer = training.Trainer(
+            model,
+            optimizer,
+            config,
+            training.DataSource(training_batches(bundle), FLAGS.batch_size),
+            validation_data=lambda: bundle.split_batches(bundle.validation_split),
+            strategy=strategy,
+            sample_image_fn=sample_image_fn,
+        )
+    except ValueError as error:
+        sys.exit(f"bad configuration: {error}")
     run_dir.save_run_config(FLAGS.model_dir, spec, bundle)
     resumed = trainer.restore()
     if resumed is not None:

@@ -48,6 +48,9 @@ class TrainConfig:
     jit_compile: bool = False  # compile the update with XLA (one compilation per batch shape)
     keep_every: int = 0  # also keep the checkpoints of these updates in MODEL_DIR/kept (0: none)
     learning_rate_drops: tuple = ()  # ((updates, rate), ...): optimizers.parse_learning_rate_drops
+    plateau_patience: int = 0  # validations without a new best before the rate is cut (0: never)
+    plateau_factor: float = 0.5  # what a plateau multiplies the learning rate by
+    early_stopping_patience: int = 0  # validations without a new best before training stops, converged (0: never)
 
 
 class DataSource:
@@ -132,6 +135,10 @@ class Trainer:
             self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, name="batch_in_epoch", trainable=False)
             self.best_validation = tf.Variable(math.inf, dtype=tf.float64, name="best_validation", trainable=False)
             self.train_seconds = tf.Variable(0.0, dtype=tf.float64, name="train_seconds", trainable=False)
+            self.validations_since_best = tf.Variable(
+                0, dtype=tf.int64, name="validations_since_best", trainable=False
+            )
+            self.plateau_cuts = tf.Variable(0, dtype=tf.int64, name="plateau_cuts", trainable=False)
             self.noise = None
             if config.weight_noise:
                 self.noise = FixedWeightNoise(config.weight_noise, seed=config.seed)
@@ -148,8 +155,12 @@ class Trainer:
             self.optimizer.build(self._variables())
         self._initial_learning_rate = self._learning_rate()
         self._drop_updates = {updates for updates, _ in config.learning_rate_drops}
-        if config.learning_rate_drops and self._initial_learning_rate is None:
+        if (config.learning_rate_drops or config.plateau_patience) and self._initial_learning_rate is None:
             raise ValueError("learning rate drops need an optimizer built with a constant learning rate")
+        if (config.plateau_patience or config.early_stopping_patience) and (
+            validation_data is None or not config.eval_every
+        ):
+            raise ValueError("--plateau_patience and --early_stopping_patience need validation (--eval_every > 0)")
         trackables = dict(
             model=model,
             optimizer=optimizer,
@@ -158,6 +169,8 @@ class Trainer:
             batch_in_epoch=self.batch_in_epoch,
             best_validation=self.best_validation,
             train_seconds=self.train_seconds,
+            validations_since_best=self.validations_since_best,
+            plateau_cuts=self.plateau_cuts,
         )
         if isinstance(self.noise, AdaptiveWeightNoise):
             trackables["weight_noise"] = self.noise
@@ -184,15 +197,12 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest is None:
             return None
-        status = self.checkpoint.restore(latest)
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError:
-            # Runs saved before train_seconds existed resume with the clock at 0.
-            self.train_seconds.assign(0.0)
-            tf.train.Checkpoint(**{k: v for k, v in self._trackables.items() if k != "train_seconds"}).restore(
-                latest
-            ).assert_existing_objects_matched()
+        # Runs saved before these counters existed resume with them at 0.
+        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+        optional = {"train_seconds", "validations_since_best", "plateau_cuts"}
+        tf.train.Checkpoint(
+            **{k: v for k, v in self._trackables.items() if k in saved or k not in optional}
+        ).restore(latest).assert_existing_objects_matched()
         saved_rate = self._learning_rate()
         self._follow_learning_rate_drops()
         if saved_rate is not None and self._learning_rate() != saved_rate:
@@ -202,13 +212,14 @@ class Trainer:
     def _follow_learning_rate_drops(self):
         """Sets the rate the flags ask for at this update count (the checkpoint's saved rate never wins).
 
-        The rate changes only here: when a drop's update count is reached, and
-        after a restore or a roll back, which bring back a checkpoint's rate."""
+        The rate changes only here: when a drop's update count is reached, when
+        the validation loss reaches a plateau, and after a restore or a roll
+        back, which bring back a checkpoint's rate."""
         if self._initial_learning_rate is None:
             return
         rate = scheduled_learning_rate(
             self._initial_learning_rate, self.config.learning_rate_drops, int(self.step.numpy())
-        )
+        ) * self.config.plateau_factor ** int(self.plateau_cuts.numpy())
         if self._learning_rate() != float(np.float32(rate)):
             self.optimizer.learning_rate = rate
 
@@ -362,6 +373,9 @@ class Trainer:
         state = None
         self._clock = time.monotonic()
         self._follow_learning_rate_drops()
+        if self.converged:
+            self._report_convergence()
+            return validation
         while int(self.step.numpy()) < config.train_steps:
             epoch = int(self.epoch.numpy())
             dataset = self.train_data.make_epoch(epoch).skip(int(self.batch_in_epoch.numpy()))
@@ -400,6 +414,11 @@ class Trainer:
                     step % config.eval_every == 0 or step == config.train_steps
                 ):
                     validation = self._validate(step)
+                    if self.converged:
+                        self.save()
+                        progress.close()
+                        self._report_convergence()
+                        return validation
                 if config.sample_every and self.sample_image_fn and step % config.sample_every == 0:
                     self._log_sample(step)
                 kept = config.keep_every and step % config.keep_every == 0
@@ -458,7 +477,34 @@ class Trainer:
         if metrics["loss"] < float(self.best_validation.numpy()):
             self.best_validation.assign(metrics["loss"])
             self.best_manager.save(checkpoint_number=self.step)
+            self.validations_since_best.assign(0)
+            return metrics
+        self.validations_since_best.assign_add(1)
+        waited = int(self.validations_since_best.numpy())
+        patience = self.config.plateau_patience
+        if patience and waited % patience == 0 and not self.converged:
+            self.plateau_cuts.assign_add(1)
+            self._follow_learning_rate_drops()
+            logging.info(
+                "step %d: no better validation loss in %d validations; learning rate now %g",
+                step, waited, self._learning_rate(),
+            )
         return metrics
+
+    @property
+    def converged(self):
+        """Whether the validation loss has not improved for ``early_stopping_patience`` validations."""
+        patience = self.config.early_stopping_patience
+        return bool(patience) and int(self.validations_since_best.numpy()) >= patience
+
+    def _report_convergence(self):
+        best = self.best_manager.latest_checkpoint
+        print(
+            f"converged at step {int(self.step.numpy())}: no better validation loss in the last "
+            f"{int(self.validations_since_best.numpy())} validations; the best, "
+            f"{float(self.best_validation.numpy()):.4f} nats per sequence, is {best}",
+            flush=True,
+        )
 
     def _log(self, writer, step, metrics):
         with writer.as_default(step=step):

@@ -112,6 +112,26 @@ def test_a_row_of_averaged_checkpoints_averages_then_evaluates_the_mean(table_fl
     assert run_dir.averaged_steps(str(averaged)) == [2, 3, 4]
 
 
+def test_a_row_trained_to_convergence_says_so_and_its_command_has_no_step_count(runs, table_flags, monkeypatch):
+    """With a learning rate of 0 the second validation is no better than the
+    first, so a patience of 1 stops the run there, converged; its best is step 1."""
+    converging = ("--learning_rate=0", "--eval_every=1", "--early_stopping_patience=1")
+    row = dataclasses.replace(TINY_ROW, run="tiny_converged", extra_flags=SMALL + converging, to_convergence=True)
+    monkeypatch.setattr(text_results, "ROWS", (row,))
+    flags.FLAGS.dynamic = False
+    result = run([
+        "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={runs / 'tfds'}",
+        f"--manual_dir={DUMMY_PTB}", f"--model_dir={runs / 'runs' / 'tiny_converged'}", *SMALL, *converging,
+        "--train_steps=50", "--noprogress_bar",
+    ])
+    assert "converged at step 2" in result.stdout
+    text_results.main(["text_results"])
+    table = (runs / "table.md").read_text()
+    assert "| converged at 2 updates, " in table and "; evaluated: step 1 |" in table
+    train = next(line for line in table.splitlines() if "graves_tf.train" in line)
+    assert "--early_stopping_patience=1" in train and "--train_steps" not in train
+
+
 def test_unknown_rows_are_refused(table_flags):
     flags.FLAGS.rows = ["ptb_chr"]
     with pytest.raises(SystemExit, match="unknown rows: ptb_chr"):

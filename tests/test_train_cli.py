@@ -124,3 +124,18 @@ def test_every_command_line_tool_can_share_one_process():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize("module", ["graves_tf.evaluate", "export.__main__"])
+def test_every_flagfile_is_read_by_the_tools_that_take_it(module):
+    """evaluate and export take the training flagfile: every flag in a config must be one they know."""
+    check = (
+        f"import {module}\n"
+        "from absl import flags\n"
+        "from graves_tf import experiment\n"
+        "for path in sorted(experiment.CONFIG_DIR.glob('*.cfg')):\n"
+        "    flags.FLAGS.unparse_flags()\n"
+        "    flags.FLAGS(['tool', f'--flagfile={path}'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -170,18 +170,47 @@ def test_training_time_is_saved_and_accumulates_across_resumes(tmp_path):
     assert second._progress_metrics()["train_hours"] == float(second.train_seconds.numpy()) / 3600
 
 
-def test_a_checkpoint_from_before_the_training_clock_resumes(tmp_path):
+def test_a_checkpoint_from_before_the_training_clock_and_the_plateau_counters_resumes(tmp_path):
     trainer = make_trainer(tmp_path, 10)
     trainer.fit()
-    trackables = {k: v for k, v in trainer._trackables.items() if k != "train_seconds"}
+    newer = {"train_seconds", "validations_since_best", "plateau_cuts"}
+    trackables = {k: v for k, v in trainer._trackables.items() if k not in newer}
     tf.train.Checkpoint(**trackables).save(str(tmp_path / "checkpoints" / "old"))
     with open(tmp_path / "checkpoints" / "checkpoint", "w") as f:
         f.write(f'model_checkpoint_path: "{tmp_path / "checkpoints" / "old-1"}"\n')
     resumed = make_trainer(tmp_path, 12)
     assert resumed.restore() == 10
     assert float(resumed.train_seconds.numpy()) == 0.0
+    assert int(resumed.validations_since_best.numpy()) == 0 and int(resumed.plateau_cuts.numpy()) == 0
     resumed.fit()
     assert int(resumed.step.numpy()) == 12
+
+
+def test_plateaus_halve_the_learning_rate_and_training_stops_when_converged(tmp_path, capsys):
+    """Validation losses 5, 4, 4.5, 4.2 (two without a better one: halve),
+    3.9 (best), 4.0, 4.1 (halve again), 4.0, 4.0 (four without: converged,
+    at step 18 with the best at step 10). Running it again trains no more."""
+    losses = iter([5.0, 4.0, 4.5, 4.2, 3.9, 4.0, 4.1, 4.0, 4.0])
+    patience = dict(eval_every=2, plateau_patience=2, early_stopping_patience=4)
+    trainer = make_trainer(tmp_path, 100, **patience)
+    trainer.evaluate = lambda max_batches=0: {"loss": next(losses), "loss_per_step": 0.0}
+    trainer.fit()
+    assert int(trainer.step.numpy()) == 18
+    assert trainer.converged and int(trainer.plateau_cuts.numpy()) == 2
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(0.01 / 4)
+    assert tf.train.latest_checkpoint(tmp_path / "best").endswith("-10")
+    assert tf.train.latest_checkpoint(tmp_path / "checkpoints").endswith("-18")
+    assert "converged at step 18" in capsys.readouterr().out
+    again = make_trainer(tmp_path, 100, **patience)
+    assert again.restore() == 18
+    assert float(again.optimizer.learning_rate) == pytest.approx(0.01 / 4)
+    again.fit()
+    assert int(again.step.numpy()) == 18
+
+
+def test_plateau_and_early_stopping_need_validation(tmp_path):
+    with pytest.raises(ValueError, match="need validation"):
+        make_trainer(tmp_path, 10, early_stopping_patience=3)
 
 
 def test_an_xla_compiled_update_trains_as_the_graph_does(tmp_path):
