@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 CONFIG_FILE = "model_config.json"
+RELEASED_WEIGHTS = "weights.npz"  # graves_tf.pretrained.WEIGHTS_FILE
 LOCK_FILE = ".training.lock"
 KEPT_FOLDER = "kept"  # checkpoints kept by --keep_every
 AVERAGED_STEPS = "averaged_steps"  # written by graves_tf.average_checkpoints
@@ -90,7 +91,10 @@ def trained_on_sentences(config):
 
 
 def checkpoint_path(model_dir, which="best"):
-    """``best`` (lowest validation loss, else latest), ``latest``, or a checkpoint path."""
+    """``best`` (lowest validation loss, else latest), ``latest``, or a checkpoint path.
+
+    A released model (``python -m graves_tf.pretrained.release``: ``model_config.json``
+    and ``weights.npz``, no checkpoints) answers both with its ``weights.npz``."""
     import tensorflow as tf
 
     if which not in ("best", "latest"):
@@ -100,14 +104,22 @@ def checkpoint_path(model_dir, which="best"):
         found = tf.train.latest_checkpoint(os.path.join(model_dir, folder))
         if found:
             return found
+    released = os.path.join(model_dir, RELEASED_WEIGHTS)
+    if os.path.exists(released):
+        return released
     raise FileNotFoundError(f"no checkpoint in {model_dir} (looked in {', '.join(folders)})")
 
 
 def restore_weights(model, path):
-    """Reads the model's weights from a checkpoint: one a training run saved, or one written with
-    ``tf.train.Checkpoint(model=...).write`` (an averaged checkpoint)."""
+    """Reads the model's weights from a checkpoint: one a training run saved, one written with
+    ``tf.train.Checkpoint(model=...).write`` (an averaged checkpoint), or a released ``.npz``."""
     import tensorflow as tf
 
+    if path.endswith(".npz"):
+        from graves_tf import pretrained
+
+        pretrained.load_weights(model, path)
+        return
     tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
 
 

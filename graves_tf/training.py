@@ -235,16 +235,11 @@ class Trainer:
         A ``.npz`` file is read as :func:`graves_tf.pretrained.save_weights`
         wrote it (the shipped model's format).
         """
-        if path.endswith(".npz"):
-            from graves_tf import pretrained
-
-            pretrained.load_weights(self.model, path)
-        else:
-            if tf.io.gfile.isdir(path):
-                path = run_dir.checkpoint_path(path, "best")
-            elif not tf.io.gfile.exists(path + ".index"):
-                raise FileNotFoundError(f"--init_from {path}: no checkpoint (give a run's model dir or a ckpt-N path)")
-            run_dir.restore_weights(self.model, path)
+        if tf.io.gfile.isdir(path):
+            path = run_dir.checkpoint_path(path, "best")
+        elif not path.endswith(".npz") and not tf.io.gfile.exists(path + ".index"):
+            raise FileNotFoundError(f"--init_from {path}: no checkpoint (give a run's model dir or a ckpt-N path)")
+        run_dir.restore_weights(self.model, path)
         logging.info("initialised the model from %s", path)
         return path
 

@@ -188,6 +188,34 @@ def test_a_prime_outside_the_vocabulary_is_an_error(exported):
     assert ids.shape == (1, 5) and np.all(ids >= 0)
 
 
+def test_a_released_text_model_evaluates_and_exports_like_its_run(runs, tmp_path):
+    """A text release (float16 weights.npz and the run's config) stands in for the run's folder."""
+    source = runs / "runs" / "tiny_text"
+    release = tmp_path / "released"
+    run(["-m", "graves_tf.pretrained.release", f"--model_dir={source}", f"--release_dir={release}"])
+    assert sorted(p.name for p in release.iterdir()) == ["model_config.json", "weights.npz"]
+    config = json.loads((release / "model_config.json").read_text())
+    from graves_tf import run_dir
+
+    assert config["release"]["step"] == run_dir.checkpoint_step(run_dir.checkpoint_path(str(source)))
+    assert config["release"]["weights_dtype"] == "float16" and config["vocabulary"]
+    metrics = {}
+    for name, folder in (("run", source), ("release", release)):
+        output = tmp_path / f"{name}.json"
+        run([
+            "-m", "graves_tf.evaluate", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--model_dir={folder}",
+            f"--data_dir={runs / 'tfds'}", f"--manual_dir={DUMMY_PTB}", *SMALL, "--split=test",
+            f"--output_json={output}",
+        ])
+        metrics[name] = json.loads(output.read_text())
+    assert metrics["release"]["checkpoint"] == str(release / "weights.npz")
+    assert metrics["release"]["bits_per_symbol"] == pytest.approx(metrics["run"]["bits_per_symbol"], abs=0.01)
+    result = run(["-m", "export", f"--model_dir={release}", f"--output={tmp_path / 'exported'}"])
+    assert "weights.npz" in result.stdout
+    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    assert "sample" in loaded.signatures
+
+
 def test_runs_record_whether_they_trained_on_sentences(runs):
     from graves_tf import run_dir
 

@@ -14,9 +14,11 @@ import pathlib
 
 import numpy as np
 
+from graves_tf import run_dir
+
 SYNTHESIS_DIR = pathlib.Path(__file__).parent / "synthesis"
 CONFIG_FILE = "model_config.json"
-WEIGHTS_FILE = "weights.npz"
+WEIGHTS_FILE = run_dir.RELEASED_WEIGHTS
 STYLES_FILE = "styles.json"
 
 

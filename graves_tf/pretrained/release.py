@@ -1,8 +1,13 @@
-r"""Makes the shipped synthesis model (graves_tf/pretrained/synthesis) from a training run.
+r"""Makes a shipped model (graves_tf/pretrained/synthesis, or a text model) from a training run.
 
     python -m graves_tf.pretrained.release --model_dir=runs/synthesis --data_dir=~/tensorflow_datasets \
         --styles=NAME=LINE_ID:DESCRIPTION,...
     python -m graves_tf.pretrained.release --model_dir=runs/synthesis --style_candidates=24 -o candidates.png
+    python -m graves_tf.pretrained.release --model_dir=runs/enwik8_small --release_dir=graves_tf/pretrained/enwik8_small
+
+A text model's release is ``model_config.json`` and float16 ``weights.npz``:
+``--model_dir`` of ``graves_tf.evaluate``, ``export`` and ``train --init_from``
+take its folder as they take a run's.
 
 It stores the checkpoint's weights as float16, measures the validation
 log-loss with the float32 checkpoint and with the float16 weights (both go
@@ -21,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --checkpoint, --data_dir, --output)
+from graves_tf import experiment  # noqa: E402  (defines --model_dir, --checkpoint, --data_dir, --output)
+from graves_tf import pretrained, run_dir  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -31,7 +37,9 @@ flags.DEFINE_string(
     "neat=f04-000-02:upright print. The lines are looked up in the built IAM-OnDB.",
 )
 flags.DEFINE_integer("style_candidates", 0, "Draw this many candidate style lines to --output and exit.")
-flags.DEFINE_string("release_dir", None, "Where to write the release (default: graves_tf/pretrained/synthesis).")
+flags.DEFINE_string(
+    "release_dir", None, "Where to write the release (default for a synthesis run: graves_tf/pretrained/synthesis)."
+)
 flags.DEFINE_integer("eval_batch_size", 16, "Lines per validation batch.")
 
 
@@ -78,47 +86,64 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.style_candidates:
         return draw_candidates(FLAGS.style_candidates, FLAGS.data_dir, FLAGS.output or "style_candidates.png")
-    if not FLAGS.model_dir or not FLAGS.styles:
-        raise app.UsageError("--model_dir and --styles are required")
-    styles = parse_styles(FLAGS.styles)
-
-    import numpy as np
-
-    from graves_tf import pretrained, run_dir
-    from graves_tf.write import find_iam_lines
+    if not FLAGS.model_dir:
+        raise app.UsageError("--model_dir is required")
 
     model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
-    if config["spec"]["model"] != "handwriting_synthesizer":
-        sys.exit(f"{FLAGS.model_dir} holds a {config['spec']['model']}, not a handwriting synthesizer")
-    spec = experiment.ModelSpec(**config["spec"])
-    step = run_dir.checkpoint_step(config["checkpoint"])
-    averaged = run_dir.averaged_steps(config["checkpoint"])
-    print(f"checkpoint {config['checkpoint']} (step {step}{f', the mean of steps {averaged}' if averaged else ''})")
+    kind = config["spec"]["model"]
+    if kind == "text_predictor":
+        if not FLAGS.release_dir:
+            raise app.UsageError("--release_dir is required for a text model")
+        write_release(model, config, FLAGS.release_dir)
+    elif kind == "handwriting_synthesizer":
+        if not FLAGS.styles:
+            raise app.UsageError("--styles is required for a synthesis model")
+        release_synthesizer(model, config, parse_styles(FLAGS.styles), FLAGS.release_dir or str(pretrained.SYNTHESIS_DIR))
+    else:
+        sys.exit(f"{FLAGS.model_dir} holds a {kind}; releases are of handwriting synthesizers and text models")
 
+
+def release_synthesizer(model, config, styles, release_dir):
+    """The release with the validation log-loss of the float32 and float16 weights and the named styles."""
+    import numpy as np
+
+    from graves_tf.write import find_iam_lines
+
+    spec = experiment.ModelSpec(**config["spec"])
     float32 = validation_loss(model, spec, FLAGS.data_dir)
     print(f"validation float32: {float32['loss']:.1f} nats per sequence, SSE {float32['sse_per_point']:.3f}")
 
-    release_dir = FLAGS.release_dir or str(pretrained.SYNTHESIS_DIR)
+    def add_styles(staging, model):
+        float16 = validation_loss(model, spec, FLAGS.data_dir)
+        print(f"validation float16: {float16['loss']:.1f} nats per sequence, SSE {float16['sse_per_point']:.3f}")
+        lines = find_iam_lines([line_id for _, line_id, _ in styles], FLAGS.data_dir)
+        shipped = []
+        for name, line_id, description in styles:
+            offsets, text = lines[line_id]
+            shipped.append({
+                "name": name, "line_id": line_id, "description": description, "text": text,
+                "strokes": np.asarray(offsets).astype(int).tolist(),
+            })
+        with open(os.path.join(staging, pretrained.STYLES_FILE), "w") as f:
+            json.dump({"source": "IAM-OnDB lineStrokes (whiteboard units, every pen position)", "styles": shipped}, f)
+        return {"validation": {"float32": float32, "float16": float16}}
+
+    write_release(model, config, release_dir, add_styles)
+
+
+def write_release(model, config, release_dir, add_to_release=None):
+    """Writes ``model_config.json`` and float16 ``weights.npz`` (and what ``add_to_release(staging, model)``
+    writes and returns for ``release``) to a staging folder, then puts it in place of ``release_dir``."""
+    step = run_dir.checkpoint_step(config["checkpoint"])
+    averaged = run_dir.averaged_steps(config["checkpoint"])
+    print(f"checkpoint {config['checkpoint']} (step {step}{f', the mean of steps {averaged}' if averaged else ''})")
     staging = release_dir.rstrip("/") + ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     weights = os.path.join(staging, pretrained.WEIGHTS_FILE)
     pretrained.save_weights(model, weights)
     pretrained.load_weights(model, weights)
-    float16 = validation_loss(model, spec, FLAGS.data_dir)
-    print(f"validation float16: {float16['loss']:.1f} nats per sequence, SSE {float16['sse_per_point']:.3f}")
-
-    lines = find_iam_lines([line_id for _, line_id, _ in styles], FLAGS.data_dir)
-    shipped = []
-    for name, line_id, description in styles:
-        offsets, text = lines[line_id]
-        shipped.append({
-            "name": name, "line_id": line_id, "description": description, "text": text,
-            "strokes": np.asarray(offsets).astype(int).tolist(),
-        })
-    with open(os.path.join(staging, pretrained.STYLES_FILE), "w") as f:
-        json.dump({"source": "IAM-OnDB lineStrokes (whiteboard units, every pen position)", "styles": shipped}, f)
-
+    added = add_to_release(staging, model) if add_to_release else {}
     release = dict(config)
     release.pop("checkpoint")
     release["release"] = {
@@ -126,7 +151,7 @@ def main(argv):
         "step": step,
         **({"averaged_steps": averaged} if averaged else {}),
         "weights_dtype": "float16",
-        "validation": {"float32": float32, "float16": float16},
+        **added,
     }
     with open(os.path.join(staging, pretrained.CONFIG_FILE), "w") as f:
         json.dump(release, f, indent=2)
