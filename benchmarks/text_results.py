@@ -11,7 +11,8 @@ a Markdown table: our bits per character, perplexity and error rate next to
 the paper's, and how far the run trained (updates, epochs, hours, from its
 checkpoint). Below the table it lists, per row, the exact training and
 evaluation commands. Evaluations are cached next to the checkpoint they
-measured (``RUN/results/*.json``) and rerun when the best checkpoint changes.
+measured (``RUN/results/*.json``, with the command that measured them) and
+rerun when the best checkpoint or the command changes.
 """
 
 import dataclasses
@@ -74,7 +75,8 @@ ROWS = (
     Row("enwik8", "Wikipedia, 7x700 (paper's network), enwik8 prefix", "enwik8", "enwik8", "validation",
         (1.67, None, None), (1.33, None, None), None, extra_flags=("--hutter_config=prefix",)),
     Row("enwik8_small", "Wikipedia, 2x256 (smaller), enwik8 prefix, trained to convergence", "enwik8_small", "enwik8",
-        "test", None, None, None, extra_flags=("--hutter_config=prefix",), to_convergence=True),
+        "test", None, None, None, extra_flags=("--hutter_config=prefix",), eval_flags=("--eval_batch_size=1",),
+        to_convergence=True),
 )
 
 
@@ -206,18 +208,23 @@ def run_command(command):
 
 
 def evaluation(row, dynamic, checkpoint, reuse=True):
-    """The metrics of ``python -m graves_tf.evaluate`` for ``checkpoint``, cached per checkpoint."""
+    """The metrics of ``python -m graves_tf.evaluate`` for ``checkpoint``, cached per checkpoint and command."""
     folder = os.path.join(run_folder(row), "results")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{row.split}_{'dynamic' if dynamic else 'static'}.json")
+    command = shlex.join(evaluate_command(row, dynamic))
     if reuse and FLAGS.reuse and os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)
-        if cached.get("checkpoint") == checkpoint and "bits_per_character" in cached:
+        if cached.get("checkpoint") == checkpoint and cached.get("command") == command:
             return cached
     run_command(evaluate_command(row, dynamic, path))
     with open(path) as f:
-        return json.load(f)
+        metrics = json.load(f)
+    metrics["command"] = command  # another command (flags, data) is evaluated afresh
+    with open(path, "w") as f:
+        json.dump(metrics, f, indent=2)
+    return metrics
 
 
 def _number(value, digits):

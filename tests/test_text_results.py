@@ -85,6 +85,18 @@ def test_a_new_best_checkpoint_is_evaluated_again(table_flags, capsys):
     assert json.loads((results / "test_static.json").read_text())["bits_per_symbol"] != 9.0
 
 
+def test_an_evaluation_with_other_flags_is_not_taken_from_the_cache(table_flags, monkeypatch, capsys):
+    flags.FLAGS.dynamic = False
+    text_results.main(["text_results"])
+    capsys.readouterr()
+    monkeypatch.setattr(text_results, "ROWS", (dataclasses.replace(TINY_ROW, eval_flags=("--eval_batch_size=1",)),))
+    text_results.main(["text_results"])
+    printed = capsys.readouterr().out
+    assert printed.count("running:") == 1 and "--eval_batch_size=1" in printed
+    static = json.loads((table_flags / "runs" / "tiny_text" / "results" / "test_static.json").read_text())
+    assert "--eval_batch_size=1" in static["command"]
+
+
 def test_a_row_of_averaged_checkpoints_averages_then_evaluates_the_mean(table_flags, monkeypatch, capsys):
     runs = table_flags
     flags.FLAGS.dynamic = False

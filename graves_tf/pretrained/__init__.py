@@ -1,4 +1,4 @@
-"""The handwriting synthesis model shipped inside the package, and its named styles.
+"""The models shipped inside the package: handwriting synthesis with its named styles, and text.
 
 ``graves_tf/pretrained/synthesis/`` holds ``model_config.json`` (as a training
 run writes it, plus how the weights were made), ``weights.npz`` (every weight
@@ -7,6 +7,11 @@ of the model by its Keras path, stored as float16 to halve the package) and
 whiteboard units at the data's own sampling rate). ``python -m graves_tf.write``
 and ``python -m export`` use it when no ``--model_dir`` is given;
 ``python -m graves_tf.pretrained.release`` makes it from a training run.
+
+Text models (:data:`TEXT_MODELS`, e.g. ``graves_tf/pretrained/enwik8_small/``)
+hold ``model_config.json`` and ``weights.npz`` alone; their folder
+(:func:`text_model_dir`) is a ``--model_dir`` for ``graves_tf.evaluate``,
+``export`` and ``run_dir.load_run``.
 """
 
 import json
@@ -20,6 +25,7 @@ SYNTHESIS_DIR = pathlib.Path(__file__).parent / "synthesis"
 CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = run_dir.RELEASED_WEIGHTS
 STYLES_FILE = "styles.json"
+TEXT_MODELS = ("enwik8_small",)
 
 
 class PretrainedNotFound(FileNotFoundError):
@@ -34,6 +40,16 @@ def _require(folder, name):
             f"pass --model_dir of a training run, or reinstall graves_tf"
         )
     return path
+
+
+def text_model_dir(name):
+    """The folder of a shipped text model (one of :data:`TEXT_MODELS`)."""
+    if name not in TEXT_MODELS:
+        raise KeyError(f"no shipped text model {name!r}; shipped: {', '.join(TEXT_MODELS)}")
+    folder = pathlib.Path(__file__).parent / name
+    if not (folder / WEIGHTS_FILE).exists():
+        raise PretrainedNotFound(f"{folder / WEIGHTS_FILE} is missing: reinstall graves_tf")
+    return folder
 
 
 def save_weights(model, path, dtype=np.float16):
