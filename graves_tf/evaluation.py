@@ -88,7 +88,9 @@ class TextTotals:
             "symbols": self.symbols,
         }
         if self.word_ends:
-            result["perplexity"] = 2.0 ** (bits / self.word_ends)
+            bits_per_word = bits / self.word_ends
+            # An untrained model's words can cost more bits than a float's exponent holds.
+            result["perplexity"] = 2.0**bits_per_word if bits_per_word < 1024 else math.inf
             result["words"] = self.word_ends
         return result
 

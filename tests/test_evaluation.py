@@ -45,6 +45,14 @@ def test_bits_error_and_perplexity_match_a_direct_computation():
     assert metrics["bits_per_character"] == metrics["bits_per_symbol"] and metrics["characters"] == count
 
 
+def test_a_perplexity_beyond_a_float_is_infinite_not_an_error():
+    totals = evaluation.TextTotals()
+    totals.nats, totals.symbols, totals.characters, totals.word_ends = 5000.0, 2000, 2000, 2
+    assert totals.metrics()["perplexity"] == math.inf
+    totals.word_ends = 100
+    assert math.isclose(totals.metrics()["perplexity"], 2 ** (5000 / math.log(2) / 100), rel_tol=1e-12)
+
+
 def test_word_models_count_the_characters_their_words_spell():
     from graves_tf.data.text import Vocabulary
     from graves_tf.evaluation import characters_per_id, word_end_ids
