@@ -8,8 +8,9 @@ a ``tf.distribute`` strategy; the step is a ``tf.function``.
 
 Checkpoints (``tf.train.CheckpointManager``) hold the model, the optimizer,
 the step, the data position (epoch and batch within it), the adaptive weight
-noise posterior and the best validation loss; the run resumes from the latest
-one. The best checkpoint by validation loss is kept apart in ``best/``.
+noise posterior, the best validation loss and the validations since it (the
+plateau and early-stopping counts); the run resumes from the latest one. The
+best checkpoint by validation loss is kept apart in ``best/``.
 """
 
 import contextlib
@@ -156,7 +157,7 @@ class Trainer:
         self._initial_learning_rate = self._learning_rate()
         self._drop_updates = {updates for updates, _ in config.learning_rate_drops}
         if (config.learning_rate_drops or config.plateau_patience) and self._initial_learning_rate is None:
-            raise ValueError("learning rate drops need an optimizer built with a constant learning rate")
+            raise ValueError("learning rate drops and plateaus need an optimizer built with a constant learning rate")
         if (config.plateau_patience or config.early_stopping_patience) and (
             validation_data is None or not config.eval_every
         ):
