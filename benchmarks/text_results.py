@@ -112,7 +112,7 @@ def early_stopping_patience(row):
     """The ``--early_stopping_patience`` the row trains with (its flagfile, then its extra flags), or 0."""
     from graves_tf import experiment
 
-    with open(os.path.join(os.path.dirname(experiment.__file__), "configs", f"{row.flagfile}.cfg")) as f:
+    with open(experiment.config_path(row.flagfile)) as f:
         arguments = [line.strip() for line in f] + list(row.extra_flags)
     patience = 0
     for argument in arguments:
@@ -166,6 +166,7 @@ def run_progress(row):
     latest = run_dir.checkpoint_path(run_folder(row), "latest")
     evaluated = averaged_checkpoint(row) if row.averaged_steps else run_dir.checkpoint_path(run_folder(row), "best")
     names = {name for name, _ in tf.train.list_variables(latest)}
+    patience = early_stopping_patience(row)
 
     def value(name, default=None):
         key = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
@@ -177,8 +178,7 @@ def run_progress(row):
         "epochs": int(value("epoch")),
         "batch_in_epoch": int(value("batch_in_epoch")),
         "hours": None if value("train_seconds") is None else float(value("train_seconds")) / 3600.0,
-        "converged": bool(early_stopping_patience(row))
-        and int(value("validations_since_best", 0)) >= early_stopping_patience(row),
+        "converged": bool(patience) and int(value("validations_since_best", 0)) >= patience,
         "evaluated_checkpoint": evaluated,
         "evaluated_step": run_dir.checkpoint_step(evaluated),
     }

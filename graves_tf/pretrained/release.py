@@ -94,7 +94,7 @@ def main(argv):
     if kind == "text_predictor":
         if not FLAGS.release_dir:
             raise app.UsageError("--release_dir is required for a text model")
-        write_release(model, config, FLAGS.release_dir)
+        write_release(model, config, FLAGS.model_dir, FLAGS.release_dir)
     elif kind == "handwriting_synthesizer":
         if not FLAGS.styles:
             raise app.UsageError("--styles is required for a synthesis model")
@@ -128,10 +128,10 @@ def release_synthesizer(model, config, styles, release_dir):
             json.dump({"source": "IAM-OnDB lineStrokes (whiteboard units, every pen position)", "styles": shipped}, f)
         return {"validation": {"float32": float32, "float16": float16}}
 
-    write_release(model, config, release_dir, add_styles)
+    write_release(model, config, FLAGS.model_dir, release_dir, add_styles)
 
 
-def write_release(model, config, release_dir, add_to_release=None):
+def write_release(model, config, model_dir, release_dir, add_to_release=None):
     """Writes ``model_config.json`` and float16 ``weights.npz`` (and what ``add_to_release(staging, model)``
     writes and returns for ``release``) to a staging folder, then puts it in place of ``release_dir``."""
     step = run_dir.checkpoint_step(config["checkpoint"])
@@ -147,7 +147,7 @@ def write_release(model, config, release_dir, add_to_release=None):
     release = dict(config)
     release.pop("checkpoint")
     release["release"] = {
-        "run": os.path.basename(os.path.normpath(FLAGS.model_dir)),
+        "run": os.path.basename(os.path.normpath(model_dir)),
         "step": step,
         **({"averaged_steps": averaged} if averaged else {}),
         "weights_dtype": "float16",
