@@ -8,7 +8,7 @@ whiteboard units at the data's own sampling rate). ``python -m graves_tf.write``
 and ``python -m export`` use it when no ``--model_dir`` is given;
 ``python -m graves_tf.pretrained.release`` makes it from a training run.
 
-Text models (:data:`TEXT_MODELS`, e.g. ``graves_tf/pretrained/enwik8_small/``)
+Text models (:data:`TEXT_MODELS`: ``graves_tf/pretrained/enwik8_small/`` and ``ptb_char/``)
 hold ``model_config.json`` and ``weights.npz`` alone; their folder
 (:func:`text_model_dir`) is a ``--model_dir`` for ``graves_tf.evaluate``,
 ``export`` and ``run_dir.load_run``.
@@ -25,7 +25,7 @@ SYNTHESIS_DIR = pathlib.Path(__file__).parent / "synthesis"
 CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = run_dir.RELEASED_WEIGHTS
 STYLES_FILE = "styles.json"
-TEXT_MODELS = ("enwik8_small",)
+TEXT_MODELS = ("enwik8_small", "ptb_char")
 
 
 class PretrainedNotFound(FileNotFoundError):
