@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["graves_tf", "graves_tf.*", "tfds_builders", "tfds_builders.*", "export", "export.*"]),
     package_data={
-        "graves_tf": ["configs/*.cfg", "pretrained/synthesis/*", "pretrained/enwik8_small/*", "pretrained/ptb_char/*"],
+        "graves_tf": ["configs/*.cfg", "pretrained/*/*"],  # every shipped model folder
         # TFDS reads checksums.tsv next to each builder; dummy_data/ serves the notebooks and tests.
         "tfds_builders": ["*.md", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/**/*"],
     },
