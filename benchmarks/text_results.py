@@ -61,8 +61,9 @@ ROWS = (
         (1.32, 167, 28.5), (1.29, 148, 28.0), 9),
     Row("ptb_char_adam_plateau", "PTB char, 1x1000, no regularisation, Adam (not the paper's SGD), trained to convergence",
         "ptb_char_adam_plateau", "ptb", "test", (1.32, 167, 28.5), (1.29, 148, 28.0), 9, to_convergence=True),
-    Row("ptb_char_weight_noise", "PTB char, 1x1000, weight noise", "ptb_char_weight_noise", "ptb", "test",
-        (1.27, 140, 27.4), (1.24, 124, 26.9), 25, init_from="ptb_char_adam_plateau"),
+    Row("ptb_char_weight_noise", "PTB char, 1x1000, weight noise, the paper's SGD, rate halved on plateaus",
+        "ptb_char_weight_noise", "ptb", "test", (1.27, 140, 27.4), (1.24, 124, 26.9), 25,
+        init_from="ptb_char_adam_plateau", to_convergence=True),
     Row("ptb_char_weight_noise_adam", "PTB char, 1x1000, weight noise, Adam (not the paper's SGD)",
         "ptb_char_weight_noise_adam", "ptb", "test", (1.27, 140, 27.4), (1.24, 124, 26.9), 25,
         init_from="ptb_char_adam_plateau", to_convergence=True),
@@ -70,10 +71,11 @@ ROWS = (
         "test", (1.26, 133, 27.4), (1.24, 122, 26.9), 26, init_from="ptb_char_weight_noise"),
     Row("ptb_word", "PTB word, 1x1000, no regularisation", "ptb_word", "ptb", "test",
         (1.27, 138, 77.8), (1.25, 126, 76.9), 11),
-    Row("ptb_word_adam", "PTB word, 1x1000, no regularisation, Adam (not the paper's SGD)", "ptb_word_adam", "ptb",
-        "test", (1.27, 138, 77.8), (1.25, 126, 76.9), 11),
-    Row("ptb_word_weight_noise", "PTB word, 1x1000, weight noise", "ptb_word_weight_noise", "ptb", "test",
-        (1.25, 126, 76.9), (1.23, 117, 76.2), 14, init_from="ptb_word"),
+    Row("ptb_word_adam_plateau", "PTB word, 1x1000, no regularisation, Adam (not the paper's SGD), trained to convergence",
+        "ptb_word_adam_plateau", "ptb", "test", (1.27, 138, 77.8), (1.25, 126, 76.9), 11, to_convergence=True),
+    Row("ptb_word_weight_noise", "PTB word, 1x1000, weight noise, the paper's SGD, rate halved on plateaus",
+        "ptb_word_weight_noise", "ptb", "test", (1.25, 126, 76.9), (1.23, 117, 76.2), 14,
+        init_from="ptb_word_adam_plateau", to_convergence=True),
     Row("enwik8", "Wikipedia, 7x700 (paper's network), enwik8 prefix, the first 30,000 validation bytes", "enwik8",
         "enwik8", "validation", (1.67, None, None), (1.33, None, None), None, extra_flags=("--hutter_config=prefix",),
         eval_flags=("--eval_batch_size=1", "--max_batches=300")),
@@ -95,13 +97,16 @@ def data_flags(row):
     return out + list(row.extra_flags)
 
 
-def train_command(row, steps):
-    """The row's training command: to ``steps`` updates, or until converged for a ``to_convergence`` row."""
+def train_command(row, steps, converged=False):
+    """The row's training command: until converged for a converged ``to_convergence`` row, else to ``steps`` updates.
+
+    A ``to_convergence`` run stopped before it converged is reproduced by training it as far as the evaluated step.
+    """
     command = [
         "python", "-m", "graves_tf.train", f"--flagfile=graves_tf/configs/{row.flagfile}.cfg",
         f"--model_dir={run_folder(row)}", *data_flags(row),
     ]
-    if not row.to_convergence:
+    if not (row.to_convergence and converged):
         command.append(f"--train_steps={steps}")
     if row.keep_every:
         command.append(f"--keep_every={row.keep_every}")
@@ -295,7 +300,7 @@ def main(argv):
             metrics[True] = evaluation(row, True, progress["evaluated_checkpoint"], reuse=not averaged_anew)
         lines += table_rows(row, progress, metrics)
         commands.append(f"* {row.description}:")
-        commands.append(f"  `{shlex.join(train_command(row, progress['evaluated_step']))}`")
+        commands.append(f"  `{shlex.join(train_command(row, progress['evaluated_step'], progress['converged']))}`")
         if row.averaged_steps:
             commands.append(f"  `{shlex.join(average_command(row))}`")
         for dynamic in (False, True) if FLAGS.dynamic else (False,):

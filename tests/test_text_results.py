@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -142,6 +143,28 @@ def test_a_row_trained_to_convergence_says_so_and_its_command_has_no_step_count(
     assert "| converged at 2 updates, " in table and "; evaluated: step 1 |" in table
     train = next(line for line in table.splitlines() if "graves_tf.train" in line)
     assert "--early_stopping_patience=1" in train and "--train_steps" not in train
+
+
+def test_a_row_stopped_before_convergence_says_so_and_its_command_trains_to_the_evaluated_step(
+    runs, table_flags, monkeypatch
+):
+    """A run meant to converge but stopped first (here by --train_steps=3, no early stopping reached) is
+    reproduced only by training it as far as its evaluated checkpoint, so its command says how far."""
+    patient = ("--eval_every=1", "--early_stopping_patience=50")
+    row = dataclasses.replace(TINY_ROW, run="tiny_stopped", extra_flags=SMALL + patient, to_convergence=True)
+    monkeypatch.setattr(text_results, "ROWS", (row,))
+    flags.FLAGS.dynamic = False
+    run([
+        "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={runs / 'tfds'}",
+        f"--manual_dir={DUMMY_PTB}", f"--model_dir={runs / 'runs' / 'tiny_stopped'}", *SMALL, *patient,
+        "--train_steps=3", "--noprogress_bar",
+    ])
+    text_results.main(["text_results"])
+    table = (runs / "table.md").read_text()
+    assert "| not yet converged, 3 updates, " in table
+    evaluated = int(re.search(r"; evaluated: step (\d+) \|", table).group(1))
+    train = next(line for line in table.splitlines() if "graves_tf.train" in line)
+    assert f"--train_steps={evaluated}" in train
 
 
 def test_unknown_rows_are_refused(table_flags):
