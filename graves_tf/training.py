@@ -374,7 +374,8 @@ class Trainer:
             return validation
         while int(self.step.numpy()) < config.train_steps:
             epoch = int(self.epoch.numpy())
-            dataset = self.train_data.make_epoch(epoch).skip(int(self.batch_in_epoch.numpy()))
+            already_trained = int(self.batch_in_epoch.numpy())
+            dataset = self.train_data.make_epoch(epoch).skip(already_trained)
             dataset = self.strategy.experimental_distribute_dataset(dataset)
             consumed_any = False
             for batch in dataset:
@@ -430,8 +431,9 @@ class Trainer:
                 if step >= config.train_steps:
                     break
             else:
-                if not consumed_any:
+                if not consumed_any and not already_trained:
                     raise ValueError(f"epoch {epoch} of the training data is empty")
+                # else a run stopped after the epoch's last batch resumes with the next epoch
                 self.epoch.assign_add(1)
                 self.batch_in_epoch.assign(0)
                 state = None

@@ -90,6 +90,18 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_a_run_stopped_after_the_last_batch_of_an_epoch_resumes_with_the_next_epoch(tmp_path):
+    """An epoch here is 49 batches (4 streams of 1,000 symbols, 20-symbol segments and their targets); a run
+    stopped at step 49 has trained all of epoch 0 but not yet moved on, so on resume skipping its 49 trained
+    batches leaves nothing of epoch 0: that is no empty dataset."""
+    make_trainer(tmp_path, 49).fit()
+    resumed = make_trainer(tmp_path, 52)
+    assert resumed.restore() == 49
+    assert (int(resumed.epoch.numpy()), int(resumed.batch_in_epoch.numpy())) == (0, 49)
+    resumed.fit()
+    assert (int(resumed.step.numpy()), int(resumed.epoch.numpy()), int(resumed.batch_in_epoch.numpy())) == (52, 1, 3)
+
+
 def test_a_resumed_run_takes_the_learning_rate_it_is_given(tmp_path):
     """The checkpoint holds Adam's learning rate; resuming with another one
     (lowering it for the rest of a run) must use the new one, not the saved one."""
