@@ -29,14 +29,18 @@ def run(args, **kwargs):
     return result
 
 
+def train_tiny(root, name, *flags):
+    """Trains ``tiny_text.cfg`` on the dummy PTB text into ``root/runs/name``, as a row's run."""
+    return run([
+        "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={root / 'tfds'}",
+        f"--manual_dir={DUMMY_PTB}", f"--model_dir={root / 'runs' / name}", *SMALL, *flags, "--noprogress_bar",
+    ])
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("text_runs")
-    run([
-        "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={root / 'tfds'}",
-        f"--manual_dir={DUMMY_PTB}", f"--model_dir={root / 'runs' / 'tiny_text'}", *SMALL,
-        "--train_steps=4", "--eval_every=2", "--keep_every=1", "--noprogress_bar",
-    ])
+    train_tiny(root, "tiny_text", "--train_steps=4", "--eval_every=2", "--keep_every=1")
     return root
 
 
@@ -132,11 +136,7 @@ def test_a_row_trained_to_convergence_says_so_and_its_command_has_no_step_count(
     row = dataclasses.replace(TINY_ROW, run="tiny_converged", extra_flags=SMALL + converging, to_convergence=True)
     monkeypatch.setattr(text_results, "ROWS", (row,))
     flags.FLAGS.dynamic = False
-    result = run([
-        "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={runs / 'tfds'}",
-        f"--manual_dir={DUMMY_PTB}", f"--model_dir={runs / 'runs' / 'tiny_converged'}", *SMALL, *converging,
-        "--train_steps=50", "--noprogress_bar",
-    ])
+    result = train_tiny(runs, "tiny_converged", *converging, "--train_steps=50")
     assert "converged at step 2" in result.stdout
     text_results.main(["text_results"])
     table = (runs / "table.md").read_text()
@@ -154,11 +154,7 @@ def test_a_row_stopped_before_convergence_says_so_and_its_command_trains_to_the_
     row = dataclasses.replace(TINY_ROW, run="tiny_stopped", extra_flags=SMALL + patient, to_convergence=True)
     monkeypatch.setattr(text_results, "ROWS", (row,))
     flags.FLAGS.dynamic = False
-    run([
-        "-m", "graves_tf.train", "--flagfile=graves_tf/configs/tiny_text.cfg", f"--data_dir={runs / 'tfds'}",
-        f"--manual_dir={DUMMY_PTB}", f"--model_dir={runs / 'runs' / 'tiny_stopped'}", *SMALL, *patient,
-        "--train_steps=3", "--noprogress_bar",
-    ])
+    train_tiny(runs, "tiny_stopped", *patient, "--train_steps=3")
     text_results.main(["text_results"])
     table = (runs / "table.md").read_text()
     assert "| not yet converged, 3 updates, " in table
