@@ -68,7 +68,7 @@ ROWS = (
         "ptb_char_weight_noise_adam", "ptb", "test", (1.27, 140, 27.4), (1.24, 124, 26.9), 25,
         init_from="ptb_char_adam_plateau", to_convergence=True),
     Row("ptb_char_adaptive_noise", "PTB char, 1x1000, adaptive weight noise", "ptb_char_adaptive_noise", "ptb",
-        "test", (1.26, 133, 27.4), (1.24, 122, 26.9), 26, init_from="ptb_char_weight_noise"),
+        "test", (1.26, 133, 27.4), (1.24, 122, 26.9), 26, init_from="ptb_char_weight_noise", to_convergence=True),
     Row("ptb_word", "PTB word, 1x1000, no regularisation", "ptb_word", "ptb", "test",
         (1.27, 138, 77.8), (1.25, 126, 76.9), 11),
     Row("ptb_word_adam_plateau", "PTB word, 1x1000, no regularisation, Adam (not the paper's SGD), trained to convergence",
