@@ -202,4 +202,30 @@ def export_run(model, config, output_dir):
     else:
         raise ValueError(f"exporting a {spec['model']} is not supported (synthesis and text models are)")
     tf.saved_model.save(module, output_dir, signatures=signatures)
+    if spec["model"] == "handwriting_synthesizer":
+        write_info(config, output_dir)
     return module
+
+
+INFO_FILE = "assets.extra/graves_tf.json"  # TF Serving ignores assets.extra/ (bar warm-up requests)
+
+
+def write_info(config, output_dir):
+    """Writes what a client needs beside a synthesis export (``graves_tf.serve``'s page reads it):
+    the characters the model writes, its offset statistics and the sampling rate it was trained at."""
+    import json
+    import os
+
+    from graves_tf.alphabet import IAM_CHARACTERS
+
+    spec = config["spec"]
+    info = {
+        "model": spec["model"], "alphabet": spec["alphabet"], "characters": IAM_CHARACTERS,
+        "offset_mean": [float(x) for x in config["offset_mean"]],
+        "offset_std": [float(x) for x in config["offset_std"]],
+        "point_stride": int(spec.get("point_stride", 1)), "steps_per_character": DEFAULT_STEPS_PER_CHARACTER,
+    }
+    path = os.path.join(output_dir, INFO_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(info, f, indent=1)
