@@ -5,6 +5,7 @@ import pathlib
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+SERVE = ["starlette>=0.37", "uvicorn>=0.29"]
 
 setup(
     name="graves_tf",
@@ -18,7 +19,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["graves_tf", "graves_tf.*", "tfds_builders", "tfds_builders.*", "export", "export.*"]),
     package_data={
-        "graves_tf": ["configs/*.cfg", "pretrained/*/*"],  # every shipped model folder
+        "graves_tf": ["configs/*.cfg", "pretrained/*/*", "web/*"],  # every shipped model folder; the serve page
         # TFDS reads checksums.tsv next to each builder; dummy_data/ serves the notebooks and tests.
         "tfds_builders": ["*.md", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/**/*"],
     },
@@ -41,7 +42,12 @@ setup(
     extras_require={
         # tfds.testing (the builders' DatasetBuilderTestCase tests) needs dill.
         # tests/test_notebooks.py runs colab/*.ipynb with nbclient on an ipykernel.
-        "test": ["pytest>=7", "pytest-xdist>=3", "dill>=0.3", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
+        # graves_tf.serve: the page's web server (Starlette on uvicorn).
+        "serve": SERVE,
+        # tests/test_serve*.py: httpx for Starlette's test client, Playwright to drive the system Chromium
+        # (it never downloads a browser: the tests skip without /usr/bin/chromium).
+        "test": ["pytest>=7", "pytest-xdist>=3", "dill>=0.3", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6",
+                 *SERVE, "httpx>=0.27", "playwright>=1.40"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
