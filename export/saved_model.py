@@ -5,13 +5,27 @@ pipeline without graves_tf).
 Handwriting synthesis signatures:
 
 * ``serving_default`` (biased generation): ``text`` [B] string, ``bias`` [B] float32,
-  ``seed`` [] int64, ``max_steps`` [] int32 -> ``strokes`` [B, max_steps, 3] float32
-  (dx, dy, end_of_stroke) in whiteboard units, ``lengths`` [B] int32.
+  ``seed`` [] int64, ``max_steps`` [] int32 -> ``strokes`` [B, L, 3] float32
+  (dx, dy, end_of_stroke) in whiteboard units, ``lengths`` [B] int32; L is the
+  longest sample's length (rows are zero after their own length).
 * ``generate_primed``: the same plus ``prime_strokes`` [B, T, 3] (whiteboard units,
   the first row the first point's offset, (0, 0, e) as in the dataset),
   ``prime_lengths`` [B] int32 and ``prime_text`` [B] string.
 * ``log_prob``: ``strokes`` [B, T, 3], ``lengths`` [B], ``text`` [B] -> ``nats`` [B],
   the loss of eq. 54 of each sequence.
+
+Inputs are checked in the graph: a call that breaks a rule fails with
+``tf.errors.InvalidArgumentError`` (a 400 from TF Serving; the server goes on)
+whose message names the input and the rule. Every text must be non-empty and
+made of IAM-OnDB characters (:data:`graves_tf.alphabet.IAM_CHARACTERS`; with
+the paper's alphabet, digits and most punctuation are written as its
+non-letter); the batch must not be empty and every batched input must have
+the text's batch size (no broadcasting); ``bias`` must be finite and >= 0;
+``max_steps`` must be >= 1; ``prime_lengths`` and ``lengths`` must be between
+1 and T; strokes, up to their lengths, must be finite with an end-of-stroke of
+0 or 1. ``max_steps`` larger than ``steps_per_character`` (40) times the
+longest text (prime text included) is capped there, since the stop rule ends
+every sample by then.
 
 Text model signatures: ``sample`` (``prime`` [B] string, ``num_steps`` [] int32,
 ``temperature`` [] float32, ``seed`` [] int64 -> ``text`` [B] string, ``ids`` [B, N] int32)
@@ -27,11 +41,50 @@ from graves_tf.sampling import DEFAULT_STEPS_PER_CHARACTER, sample_handwriting, 
 from graves_tf.data.handwriting import downsample_strokes
 
 
-def _lookup(symbols, default):
+def _lookup(symbols, default, ids=None):
+    ids = tf.range(len(symbols), dtype=tf.int32) if ids is None else tf.constant(ids, tf.int32)
     return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(list(symbols)), tf.range(len(symbols), dtype=tf.int32)),
-        default_value=default,
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(symbols)), ids), default_value=default,
     )
+
+
+def _batch_checks(text, name="text", **others):
+    """A non-empty batch of non-empty strings, and each of ``others`` ([B, ...] tensors) of its batch size."""
+    batch = tf.shape(text)[0]
+    checks = [
+        tf.debugging.assert_positive(batch, message=f"{name}: the batch is empty; give at least one string"),
+        tf.debugging.assert_positive(
+            tf.strings.length(text, unit="UTF8_CHAR"), message=f"{name}: every string must have at least one character"
+        ),
+    ]
+    for other, value in others.items():
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(value)[0], batch, message=f"{other}: needs one row per {name} string (its batch size must equal {name}'s)"
+        ))
+    return checks
+
+
+def _lengths_checks(name, lengths, strokes, strokes_name):
+    """1 <= lengths <= T, and the strokes up to them finite with an end-of-stroke of 0 or 1."""
+    steps = tf.shape(strokes)[1]
+    checks = [
+        tf.debugging.assert_positive(lengths, message=f"{name}: every length must be at least 1"),
+        tf.debugging.assert_less_equal(
+            lengths, steps, message=f"{name}: a length is longer than the time axis T of {strokes_name}"
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        used = tf.boolean_mask(strokes, tf.sequence_mask(lengths, steps))
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(used)),
+        [f"{strokes_name}: every value up to {name} must be a finite number (no NaN or infinity)"],
+    ))
+    eos = used[:, 2]
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all((eos == 0.0) | (eos == 1.0)),
+        [f"{strokes_name}: the third value of each point, end of stroke, must be 0 or 1"],
+    ))
+    return checks
 
 
 class HandwritingExport(tf.Module):
@@ -43,14 +96,25 @@ class HandwritingExport(tf.Module):
         self._model = model
         self.model_variables = list(model.weights)
         self.alphabet_symbols = tf.constant(list(alphabet.symbols))
-        self.table = _lookup(alphabet.symbols, 0)
+        # Every IAM-OnDB character has an id (as alphabet.encode gives it); any other is refused.
+        writable = list(dict.fromkeys(alphabet.symbols[1:] + alphabet_lib.IAM_CHARACTERS))
+        self.table = _lookup(writable, -1, alphabet.encode("".join(writable)))
         self.offset_mean = tf.constant(np.asarray(offset_mean, np.float32))
         self.offset_std = tf.constant(np.asarray(offset_std, np.float32))
         self.steps_per_character = steps_per_character
         self.point_stride = int(point_stride)
 
-    def _encode(self, text):
-        ids = self.table.lookup(tf.strings.unicode_split(text, "UTF-8"))
+    def _encode(self, text, name="text"):
+        characters = tf.strings.unicode_split(text, "UTF-8")
+        ids = self.table.lookup(characters)
+        known = tf.debugging.Assert(
+            tf.reduce_all(ids.flat_values >= 0),
+            [f"{name}: every character must be one the model can write (the letters, digits, space and "
+             "punctuation of IAM-OnDB); these are not:", tf.boolean_mask(characters.flat_values, ids.flat_values < 0)],
+            summarize=20,
+        )
+        with tf.control_dependencies([known]):
+            ids = tf.identity(ids)
         mask = tf.ones_like(ids, dtype=tf.float32).to_tensor()
         return ids.to_tensor(), mask
 
@@ -78,12 +142,26 @@ class HandwritingExport(tf.Module):
         keep = tf.sequence_mask(lengths, tf.shape(strokes)[1])[..., None]
         return tf.where(keep, out, tf.zeros_like(out))
 
+    def _generation_checks(self, text, bias, max_steps):
+        return _batch_checks(text, bias=bias) + [
+            tf.debugging.Assert(
+                tf.reduce_all(tf.math.is_finite(bias)), ["bias: every bias must be a finite number (not NaN or infinity)"]
+            ),
+            tf.debugging.assert_non_negative(bias, message="bias: every bias must be >= 0 (0 unbiased, larger neater)"),
+            tf.debugging.assert_positive(max_steps, message="max_steps: must be at least 1"),
+        ]
+
     def _generate(self, text, bias, seed, max_steps, prime=None, prime_lengths=None):
         batch = tf.shape(text)[0]
+        context = self._context(text)
+        # No sample outlives steps_per_character points per character of its text: a larger max_steps is capped.
+        longest = tf.cast(tf.reduce_max(tf.reduce_sum(context["text_mask"], axis=-1)), tf.int32)
+        max_steps = tf.minimum(max_steps, self.steps_per_character * longest)
         strokes, lengths = sample_handwriting(
-            self._model, batch, max_steps, bias, seed, self._context(text),
+            self._model, batch, max_steps, bias, seed, context,
             prime=prime, prime_lengths=prime_lengths, steps_per_character=self.steps_per_character,
         )
+        strokes = strokes[:, : tf.reduce_max(lengths)]  # as long as the longest sample
         return {"strokes": self._denormalise(strokes, lengths), "lengths": lengths}
 
     @tf.function(input_signature=[
@@ -93,6 +171,8 @@ class HandwritingExport(tf.Module):
         tf.TensorSpec([], tf.int32, name="max_steps"),
     ])
     def generate(self, text, bias, seed, max_steps):
+        with tf.control_dependencies(self._generation_checks(text, bias, max_steps)):
+            text = tf.identity(text)
         return self._generate(text, bias, seed, max_steps)
 
     @tf.function(input_signature=[
@@ -105,6 +185,14 @@ class HandwritingExport(tf.Module):
         tf.TensorSpec([None], tf.string, name="prime_text"),
     ])
     def generate_primed(self, text, bias, seed, max_steps, prime_strokes, prime_lengths, prime_text):
+        checks = self._generation_checks(text, bias, max_steps)
+        checks += _batch_checks(text, prime_strokes=prime_strokes, prime_lengths=prime_lengths, prime_text=prime_text)
+        checks += _batch_checks(prime_text, "prime_text")
+        with tf.control_dependencies(checks):
+            checks = _lengths_checks("prime_lengths", prime_lengths, prime_strokes, "prime_strokes")
+            checks.append(self._encode(prime_text, "prime_text")[0])
+        with tf.control_dependencies(checks):
+            text, prime_strokes = tf.identity(text), tf.identity(prime_strokes)
         full_text = tf.strings.join([prime_text, text], separator=" ")
         prime_strokes, prime_lengths = self._downsample(prime_strokes, prime_lengths)
         return self._generate(full_text, bias, seed, max_steps, self._normalise(prime_strokes), prime_lengths)
@@ -115,6 +203,10 @@ class HandwritingExport(tf.Module):
         tf.TensorSpec([None], tf.string, name="text"),
     ])
     def log_prob(self, strokes, lengths, text):
+        with tf.control_dependencies(_batch_checks(text, strokes=strokes, lengths=lengths)):
+            checks = _lengths_checks("lengths", lengths, strokes, "strokes")
+        with tf.control_dependencies(checks):
+            strokes = tf.identity(strokes)
         strokes, lengths = self._downsample(strokes, lengths)
         targets = self._normalise(strokes)
         inputs = tf.concat([tf.zeros_like(targets[:, :1]), targets[:, :-1]], axis=1)

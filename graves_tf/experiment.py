@@ -281,3 +281,58 @@ def config_path(name):
         known = sorted(p.stem for p in CONFIG_DIR.glob("*.cfg"))
         raise FileNotFoundError(f"no config {name!r}; shipped configs: {known}")
     return path
+
+
+def _in_force(spec, name):
+    """A spec field as the built model sees it: the clips and the vocabulary with their defaults filled in."""
+    if name in ("lstm_clip", "output_clip"):
+        return spec.clips()[0 if name == "lstm_clip" else 1]
+    if name == "vocab_size" and spec.kind == "text":
+        return spec.vocab_size or DATASETS[spec.dataset].num_classes
+    return getattr(spec, name)
+
+
+def spec_conflicts(saved, spec, names=None):
+    """``--flag=value (the run's: value)`` for each field of ``names`` (default: all) where ``spec`` differs from ``saved``."""
+    names = names if names is not None else [f.name for f in dataclasses.fields(ModelSpec)]
+    conflicts = []
+    for name in names:
+        try:
+            differs = _in_force(spec, name) != _in_force(saved, name)
+        except (KeyError, ValueError):
+            differs = getattr(spec, name) != getattr(saved, name)
+        if differs:
+            conflicts.append(f"--{name}={getattr(spec, name)} (the run's: {getattr(saved, name)})")
+    return conflicts
+
+
+def read_run_spec(model_dir):
+    """The :class:`ModelSpec` in ``MODEL_DIR/model_config.json``, or None where the folder has none."""
+    import json
+    import os
+
+    import tensorflow as tf
+
+    path = os.path.join(model_dir, "model_config.json")  # run_dir.CONFIG_FILE
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return ModelSpec(**json.load(f)["spec"])
+
+
+def spec_of_run(saved, where, flag_values=flags.FLAGS):
+    """``saved`` (a run's :class:`ModelSpec` or its dict), after checking the model flags given on the command
+    line (or in a flagfile) agree with it; ``ValueError`` naming each one that contradicts it."""
+    if isinstance(saved, dict):
+        saved = ModelSpec(**saved)
+    given = [f.name for f in dataclasses.fields(ModelSpec) if flag_values[f.name].present]
+    if not given:
+        return saved
+    asked = dataclasses.replace(saved, **{name: flag_values[name].value for name in given})
+    conflicts = spec_conflicts(saved, asked, given)
+    if conflicts:
+        raise ValueError(
+            f"{where} was trained with another configuration (its model_config.json); these flags contradict it: "
+            + ", ".join(conflicts) + "; drop them (the run's configuration is read from the folder)"
+        )
+    return saved

@@ -12,6 +12,7 @@ import json
 import os
 
 import numpy as np
+from absl import logging
 
 CONFIG_FILE = "model_config.json"
 RELEASED_WEIGHTS = "weights.npz"  # graves_tf.pretrained.WEIGHTS_FILE
@@ -94,14 +95,22 @@ def checkpoint_path(model_dir, which="best"):
     """``best`` (lowest validation loss, else latest), ``latest``, or a checkpoint path.
 
     A released model (``python -m graves_tf.pretrained.release``: ``model_config.json``
-    and ``weights.npz``, no checkpoints) answers both with its ``weights.npz``."""
-    import tensorflow as tf
+    and ``weights.npz``, no checkpoints) answers both with its ``weights.npz``.
+    ``best`` and ``latest`` skip broken checkpoints (:func:`checkpoint_files.newest_intact`)."""
 
     if which not in ("best", "latest"):
         return which
+    from graves_tf import checkpoint_files
+
     folders = ["best", "checkpoints"] if which == "best" else ["checkpoints"]
     for folder in folders:
-        found = tf.train.latest_checkpoint(os.path.join(model_dir, folder))
+        try:  # the newest intact one: a broken newer one is named in a warning and passed over
+            found = checkpoint_files.newest_intact(os.path.join(model_dir, folder))
+        except checkpoint_files.UnreadableCheckpoint as error:
+            if folder != folders[-1]:  # best/ broken: the latest intact checkpoint instead
+                logging.warning("%s; reading %s/checkpoints instead", error, model_dir)
+                continue
+            raise
         if found:
             return found
     released = os.path.join(model_dir, RELEASED_WEIGHTS)
@@ -120,7 +129,14 @@ def restore_weights(model, path):
 
         pretrained.load_weights(model, path)
         return
-    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    from graves_tf import checkpoint_files
+
+    try:
+        tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
+    except (IndexError, tf.errors.OpError) as error:
+        raise checkpoint_files.UnreadableCheckpoint(
+            f"checkpoint {path} is unreadable: {checkpoint_files.problem(path) or error}"
+        ) from None
 
 
 def _variable_key(name):

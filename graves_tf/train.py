@@ -92,13 +92,40 @@ def training_batches(bundle):
     return lambda epoch: pad_to_stable_shapes(bundle.make_epoch(epoch), bundle.bucket_boundaries)
 
 
+def start_strategy(name):
+    """The ``tf.distribute`` strategy ``name``, or exit with one line when its devices are not there (a TPU)."""
+    import tensorflow as tf
+
+    from graves_tf import training
+
+    try:
+        return training.make_strategy(name)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        sys.exit(
+            f"--strategy={name}: cannot start it ({detail})"
+            + ("; no TPU was found: run on a TPU VM, or name one with TPU_NAME" if name == "tpu" else "")
+        )
+
+
+def check_run_configuration(spec):
+    """A folder that holds a run already (its model_config.json) resumes only with that run's model flags."""
+    saved = experiment.read_run_spec(FLAGS.model_dir)
+    conflicts = experiment.spec_conflicts(saved, spec) if saved is not None else []
+    if conflicts:
+        sys.exit(
+            f"{FLAGS.model_dir} holds a run of another configuration (its model_config.json); these flags differ: "
+            + ", ".join(conflicts) + "; give the run's own flags (its --flagfile) to resume, or another --model_dir"
+        )
+
+
 def run_training(spec):
     """Trains in ``--model_dir``, refusing a folder that another training is using."""
     from graves_tf import run_dir, training
 
     if not FLAGS.model_dir:
         sys.exit("--model_dir is required to train (checkpoints and logs go there)")
-    strategy = training.make_strategy(FLAGS.strategy)
+    strategy = start_strategy(FLAGS.strategy)
     try:
         with training.folder_lock(FLAGS.model_dir, strategy):
             train_in_model_dir(spec, strategy)
@@ -129,9 +156,10 @@ def pretrained_weights(spec):
 def train_in_model_dir(spec, strategy):
     import keras
 
-    from graves_tf import datasets, run_dir, training
+    from graves_tf import checkpoint_files, datasets, run_dir, training
     from graves_tf.optimizers import make_optimizer, parse_learning_rate_drops
 
+    check_run_configuration(spec)
     keras.utils.set_random_seed(FLAGS.seed)
     try:
         learning_rate_drops = parse_learning_rate_drops(FLAGS.learning_rate_drops)
@@ -196,7 +224,10 @@ def train_in_model_dir(spec, strategy):
     except ValueError as error:
         sys.exit(f"bad configuration: {error}")
     run_dir.save_run_config(FLAGS.model_dir, spec, bundle)
-    resumed = trainer.restore()
+    try:
+        resumed = trainer.restore()
+    except checkpoint_files.UnreadableCheckpoint as error:
+        sys.exit(str(error))
     if resumed is not None:
         print(f"resumed from step {resumed}", flush=True)
     elif FLAGS.init_from:
@@ -208,6 +239,8 @@ def train_in_model_dir(spec, strategy):
         validation = trainer.fit()
     except training.TrainingInterrupted:
         return
+    except checkpoint_files.UnreadableCheckpoint as error:  # a save that did not read back (a full disk)
+        sys.exit(f"{error}; the folder's latest checkpoint is still the one before it")
     step = int(trainer.step.numpy())
     if validation is not None:
         print(f"step {step}: validation loss {validation['loss']:.3f} nats per sequence, "

@@ -9,8 +9,11 @@ a ``tf.distribute`` strategy; the step is a ``tf.function``.
 Checkpoints (``tf.train.CheckpointManager``) hold the model, the optimizer,
 the step, the data position (epoch and batch within it), the adaptive weight
 noise posterior, the best validation loss and the validations since it (the
-plateau and early-stopping counts); the run resumes from the latest one. The
-best checkpoint by validation loss is kept apart in ``best/``.
+plateau and early-stopping counts); the run resumes from the latest intact
+one (a broken newer one is named in a warning and skipped; each checkpoint is
+synced and read back before the folder's pointer moves to it:
+:mod:`graves_tf.checkpoint_files`). The best checkpoint by validation loss is
+kept apart in ``best/``.
 """
 
 import contextlib
@@ -25,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from graves_tf import run_dir
+from graves_tf import checkpoint_files, run_dir
 from graves_tf.optimizers import scheduled_learning_rate
 from graves_tf.weight_noise import AdaptiveWeightNoise, FixedWeightNoise
 
@@ -194,8 +197,8 @@ class Trainer:
     # -- state -------------------------------------------------------------
 
     def restore(self):
-        """Restores the latest checkpoint, if any; returns the step it resumed from (or None)."""
-        latest = self.manager.latest_checkpoint
+        """Restores the latest intact checkpoint, if any; returns the step it resumed from (or None)."""
+        latest = checkpoint_files.newest_intact(self.manager.directory)  # a broken newer one: warned, skipped
         if latest is None:
             return None
         # Runs saved before these counters existed resume with them at 0.
@@ -245,7 +248,8 @@ class Trainer:
         return path
 
     def save(self):
-        path = self.manager.save(checkpoint_number=self.step)
+        """Saves a checkpoint; its files are synced and read back before the folder's pointer names it."""
+        path = self.manager.save(checkpoint_number=self.step, options=checkpoint_files.write_options())
         if self.config.keep_every and int(self.step.numpy()) % self.config.keep_every == 0:
             kept = os.path.join(self.config.model_dir, run_dir.KEPT_FOLDER)
             tf.io.gfile.makedirs(kept)
@@ -455,7 +459,7 @@ class Trainer:
         return metrics
 
     def _roll_back(self, bad_steps):
-        latest = self.manager.latest_checkpoint
+        latest = checkpoint_files.newest_intact(self.manager.directory)
         if latest is None:
             raise FloatingPointError(
                 f"{bad_steps} consecutive non-finite steps and no checkpoint to roll back to"
@@ -474,7 +478,7 @@ class Trainer:
         logging.info("step %d: validation loss %.3f nats per sequence", step, metrics["loss"])
         if metrics["loss"] < float(self.best_validation.numpy()):
             self.best_validation.assign(metrics["loss"])
-            self.best_manager.save(checkpoint_number=self.step)
+            self.best_manager.save(checkpoint_number=self.step, options=checkpoint_files.write_options())
             self.validations_since_best.assign(0)
             return metrics
         self.validations_since_best.assign_add(1)

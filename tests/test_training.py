@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from graves_tf import run_dir, training  # noqa: E402
+from graves_tf import checkpoint_files, run_dir, training  # noqa: E402
 from graves_tf.data import stream_segments  # noqa: E402
 from graves_tf.models import HandwritingPredictor, TextPredictor  # noqa: E402
 from graves_tf.optimizers import GravesRMSprop  # noqa: E402
@@ -88,6 +88,74 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     second.fit()
     for a, b in zip(straight.model.weights, second.model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_truncated_newest_checkpoint_is_skipped_and_the_run_ends_as_if_it_never_was(tmp_path, caplog):
+    """ckpt-10 cut in half (a full disk, a killed copy): resuming warns, naming it, restores ckpt-5 and
+    trains on; the final weights equal those of a run stopped at 5 and resumed, which never had ckpt-10."""
+    make_trainer(tmp_path / "clean", 5).fit()
+    clean = make_trainer(tmp_path / "clean", 15)
+    assert clean.restore() == 5
+    clean.fit()
+    make_trainer(tmp_path / "broken", 10).fit()
+    data = tmp_path / "broken" / "checkpoints" / "ckpt-10.data-00000-of-00001"
+    os.truncate(data, os.path.getsize(data) // 2)
+    # What TensorFlow makes of it on reading every tensor.
+    assert "IndexError: Read less bytes than requested" in checkpoint_files.problem(str(data).split(".data")[0])
+    resumed = make_trainer(tmp_path / "broken", 15)
+    assert resumed.restore() == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("ckpt-10" in w and "Read less bytes" in w for w in warnings), warnings
+    resumed.fit()
+    assert int(resumed.step.numpy()) == 15
+    for a, b in zip(clean.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
+    assert checkpoint_files.problem(str(tmp_path / "broken" / "checkpoints" / "ckpt-10")) is None  # written again
+
+
+def test_a_checkpoint_that_does_not_read_back_never_becomes_the_latest(tmp_path, monkeypatch):
+    """A save whose files come out short (a full disk) fails before the folder's pointer moves to it."""
+    trainer = make_trainer(tmp_path, 5)
+    trainer.fit()
+    verify = checkpoint_files.verify
+
+    def written_short(path):
+        data = path + ".data-00000-of-00001"
+        os.truncate(data, os.path.getsize(data) // 2)
+        verify(path)
+
+    monkeypatch.setattr(checkpoint_files, "verify", written_short)
+    trainer.config.train_steps = 10
+    with pytest.raises(checkpoint_files.UnreadableCheckpoint, match="ckpt-10 is unreadable"):
+        trainer.fit()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-5")
+    monkeypatch.undo()
+    again = make_trainer(tmp_path, 10)
+    assert again.restore() == 5
+
+
+def test_every_broken_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
+    make_trainer(tmp_path, 5).fit()
+    os.truncate(tmp_path / "checkpoints" / "ckpt-5.index", 10)
+    with pytest.raises(checkpoint_files.UnreadableCheckpoint, match="no checkpoint of .* can be read: .*ckpt-5"):
+        make_trainer(tmp_path, 10).restore()
+
+
+def test_the_tools_read_the_newest_intact_checkpoint_of_best_and_latest(tmp_path, caplog):
+    trainer = make_trainer(tmp_path, 10, eval_every=5)
+    trainer.evaluate = lambda max_batches=0: {"loss": 10.0 - trainer.step.numpy(), "loss_per_step": 0.0}
+    trainer.fit()
+    folder = str(tmp_path)
+    assert run_dir.checkpoint_path(folder, "best").endswith(os.path.join("best", "ckpt-10"))
+    for name in ("checkpoints/ckpt-10", "best/ckpt-10"):
+        data = tmp_path / f"{name}.data-00000-of-00001"
+        os.truncate(data, os.path.getsize(data) // 2)
+    assert run_dir.checkpoint_path(folder, "latest").endswith(os.path.join("checkpoints", "ckpt-5"))
+    # best/ keeps one: broken, the newest intact checkpoint stands in for it
+    assert run_dir.checkpoint_path(folder, "best").endswith(os.path.join("checkpoints", "ckpt-5"))
+    assert any("best/ckpt-10" in r.getMessage() for r in caplog.records)
+    with pytest.raises(checkpoint_files.UnreadableCheckpoint, match="ckpt-10 is unreadable"):
+        run_dir.restore_weights(trainer.model, str(tmp_path / "checkpoints" / "ckpt-10"))
 
 
 def test_a_run_stopped_after_the_last_batch_of_an_epoch_resumes_with_the_next_epoch(tmp_path):
