@@ -41,6 +41,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -262,6 +263,18 @@ class SavedModelServer:
             raise RequestError(graph_error_message(error.message)) from None
         outputs = {k: v.numpy() for k, v in outputs.items()}
         return self.answer(outputs, rows)
+
+    def warm_up(self):
+        """Runs each generation signature once on a tiny input, so that the first visitor does not wait for it."""
+        calls = {
+            "serving_default": {"text": ["a"], "bias": [0.5], "seed": 0, "max_steps": 2},
+            "generate_primed": {"text": ["a"], "bias": [0.5], "seed": 0, "max_steps": 2,
+                                "prime_strokes": [[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]], "prime_lengths": [2],
+                                "prime_text": ["a"]},
+        }
+        for name, inputs in calls.items():
+            if name in self.signatures and set(self.signatures[name].structured_input_signature[1]) == set(inputs):
+                self.predict({"signature_name": name, "inputs": inputs})
 
     # -- requests -----------------------------------------------------------------------------------------
 
@@ -612,6 +625,10 @@ def main(argv):
         else:
             folder, temporary = export_to_temp(FLAGS.model_dir, FLAGS.checkpoint)
         server = SavedModelServer(folder, FLAGS.model_name, limits)
+        try:
+            server.warm_up()
+        except RequestError as refused:
+            print(f"warning: {folder} refused a warm-up call ({refused.message})", file=sys.stderr)
         if "serving_default" not in server.signatures or server.info is None:
             print(f"warning: {folder} is not a graves_tf synthesis export; the page may not work with it",
                   file=sys.stderr)
@@ -629,6 +646,8 @@ def main(argv):
     loopback = FLAGS.host in ("127.0.0.1", "localhost", "::1")
     application = make_app(server, FLAGS.cors_origin, allowed_hosts=LOOPBACK_NAMES if loopback else None)
     config = uvicorn.Config(application, log_level="warning", limit_concurrency=256, timeout_keep_alive=5)
+    # uvicorn stops on SIGTERM and then raises it again: end by SystemExit, so the export is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -323,26 +323,46 @@ def test_fifty_real_requests_at_once_lose_none(exported):
 
 # -- the command ------------------------------------------------------------------------------------------
 
-def test_the_command_serves_on_loopback_and_prints_the_url(exported):
+def test_a_folder_of_numbered_versions_serves_the_newest(exported, tmp_path):
+    import shutil
+
+    for version in ("3", "12"):
+        shutil.copytree(exported, tmp_path / version)
+    (tmp_path / "7").mkdir()  # not a SavedModel
+    assert serve.find_version(tmp_path) == (tmp_path / "12", "12")
+    assert serve.find_version(exported) == (exported, "1")
+    with pytest.raises(FileNotFoundError, match="no SavedModel"):
+        serve.find_version(tmp_path / "7")
+
+
+def test_the_command_exports_a_run_serves_it_on_loopback_and_cleans_up(exported):
+    run = exported.parent.parent / "run"  # the training run export_tiny exported
     process = subprocess.Popen(
-        [sys.executable, "-m", "graves_tf.serve", f"--saved_model={exported.parent}", "--port=0"],
+        [sys.executable, "-m", "graves_tf.serve", f"--model_dir={run}", "--port=0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        url, deadline = None, time.monotonic() + 180
+        lines, url, deadline = [], None, time.monotonic() + 180
         while url is None and time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line and process.poll() is not None:
                 pytest.fail(f"the server stopped: {process.stderr.read()[-2000:]}")
+            lines.append(line)
             match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
             url = match and match.group(1)
-        assert url, "no URL printed"
+        assert url, f"no URL printed: {lines}"
+        folder = re.search(r"serving (\S+) as model 'synthesis' version 1", "".join(lines)).group(1)
+        assert os.path.exists(os.path.join(folder, "saved_model.pb"))
         with httpx.Client(timeout=60) as http:
             assert http.get(url + "v1/models/synthesis").json()["model_version_status"][0]["state"] == "AVAILABLE"
             assert http.get(url).status_code == 200
+            answer = http.post(url + PREDICT[1:], json={"inputs": REQUESTS["serving_default"]})
+            assert answer.status_code == 200 and len(answer.json()["outputs"]["lengths"]) == 2
     finally:
         process.terminate()
         process.wait(30)
+    assert process.returncode == 0
+    assert not os.path.exists(folder), "the temporary export was left behind"
 
 
 def test_the_command_refuses_two_models_in_words(exported):
