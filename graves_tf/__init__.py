@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from graves_tf import _quiet  # noqa: E402
+
+_quiet.import_tensorflow()  # without TensorFlow's C++ start-up lines (graves_tf/_quiet.py); --verbose keeps them
+
 from graves_tf import layers, models  # noqa: E402
 from graves_tf.layers import (  # noqa: E402
     GaussianWindow,

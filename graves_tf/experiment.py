@@ -145,6 +145,9 @@ flags.DEFINE_string(
 )
 
 flags.DEFINE_integer("seed", 0, "Random seed (train: weights, data order, noise; write: the samples).")
+flags.DEFINE_bool(
+    "verbose", False, "Also print TensorFlow's C++ start-up lines (oneDNN, CUDA probing), hidden otherwise."
+)
 
 # Data.
 flags.DEFINE_string(

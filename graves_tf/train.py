@@ -23,6 +23,8 @@ from absl import app, flags, logging  # noqa: E402
 
 from graves_tf import experiment  # noqa: E402  (defines the model, data and optimiser flags)
 from graves_tf.models import count_weights  # noqa: E402
+from graves_tf.train_path import CHOICES as TRAIN_PATHS  # noqa: E402
+from graves_tf.train_path import PROBE_MIN_WEIGHTS  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -52,7 +54,27 @@ flags.DEFINE_bool(
     "jit_compile",
     False,
     "Compile the update with XLA; batches are padded to a few fixed shapes (bucket boundaries), "
-    "each compiled once when first seen.",
+    "each compiled once when first seen. The same as --train_path=xla.",
+)
+flags.DEFINE_enum(
+    "train_path",
+    "auto",
+    list(TRAIN_PATHS),
+    "How an update is computed: fused (hand-written backward pass), autodiff (automatic differentiation "
+    "of the step-by-step graph), xla (fused, compiled with XLA), or auto: the fastest on this machine, "
+    "measured by a short probe of the model at --batch_size and cached in ~/.cache/graves_tf/train_path.json.",
+)
+flags.DEFINE_integer(
+    "train_path_probe_min_weights",
+    PROBE_MIN_WEIGHTS,
+    "--train_path=auto probes models of at least this many weights; smaller ones train on fused unprobed.",
+)
+flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ["float32", "bfloat16"],
+    "Matmul precision: bfloat16 multiplies in bfloat16 (CPUs with AVX512_BF16 or AMX; refused elsewhere) "
+    "with the state, window, loss and weights in float32.",
 )
 
 
@@ -67,6 +89,8 @@ def describe_experiment(spec):
         + f", momentum {FLAGS.momentum}",
         f"batch size: {FLAGS.batch_size}",
     ]
+    if FLAGS.precision != "float32":
+        lines.append(f"matmul precision: {FLAGS.precision} (state, window, loss and weights float32)")
     if spec.model == "handwriting_synthesizer":
         lines.append(f"alphabet: {spec.alphabet} ({len(experiment.ALPHABETS[spec.alphabet])} symbols)")
         if spec.initial_kappa_step is not None:
@@ -83,9 +107,11 @@ def describe_experiment(spec):
     return "\n".join(lines)
 
 
-def training_batches(bundle):
-    """``epoch -> dataset`` of training batches; with --jit_compile padded to a few fixed shapes."""
-    if not FLAGS.jit_compile:
+def training_batches(bundle, jit_compile=None):
+    """``epoch -> dataset`` of training batches; compiled with XLA (``jit_compile``, default --jit_compile)
+    or on a TPU (which compiles every update with XLA) padded to a few fixed shapes."""
+    jit_compile = FLAGS.jit_compile if jit_compile is None else jit_compile
+    if not (jit_compile or FLAGS.strategy == "tpu"):
         return bundle.make_epoch
     from graves_tf.data.text import pad_to_stable_shapes
 
@@ -117,6 +143,33 @@ def check_run_configuration(spec):
             f"{FLAGS.model_dir} holds a run of another configuration (its model_config.json); these flags differ: "
             + ", ".join(conflicts) + "; give the run's own flags (its --flagfile) to resume, or another --model_dir"
         )
+
+
+def choose_train_path(model, spec, strategy):
+    """Sets the model's matmul precision and training path (--precision, --train_path); whether to use XLA.
+
+    ``auto`` probes the model (graves_tf.train_path) unless several replicas train it (each could pick
+    another path): then fused, or xla on a TPU. The choice and why are printed.
+    """
+    from graves_tf import machine, train_path
+
+    try:
+        requested = train_path.resolve_request(FLAGS.train_path, FLAGS.jit_compile)
+        if FLAGS.precision == "bfloat16":
+            machine.check_bfloat16("--precision=bfloat16")
+    except ValueError as error:
+        sys.exit(str(error))
+    model.matmul_precision = None if FLAGS.precision == "float32" else FLAGS.precision
+    if requested == "auto" and (FLAGS.strategy == "tpu" or strategy.num_replicas_in_sync > 1):
+        path = "xla" if FLAGS.strategy == "tpu" else "fused"
+        reason = f"training path: {path} (not probed: --strategy={FLAGS.strategy})"
+    else:
+        path, reason = train_path.select(
+            model, spec, FLAGS.batch_size, requested, model.matmul_precision,
+            min_weights=FLAGS.train_path_probe_min_weights,
+        )
+    print(reason, flush=True)
+    return train_path.apply_path(model, path)
 
 
 def run_training(spec):
@@ -179,6 +232,7 @@ def train_in_model_dir(spec, strategy):
     with strategy.scope():
         model = experiment.build_model(spec)
         optimizer = make_optimizer(FLAGS.optimizer, FLAGS.learning_rate, FLAGS.momentum)
+    jit_compile = choose_train_path(model, spec, strategy)
     config = training.TrainConfig(
         model_dir=FLAGS.model_dir,
         train_steps=FLAGS.train_steps,
@@ -199,7 +253,7 @@ def train_in_model_dir(spec, strategy):
         sample_every=FLAGS.sample_every,
         progress_bar=FLAGS.progress_bar,
         seed=FLAGS.seed,
-        jit_compile=FLAGS.jit_compile,
+        jit_compile=jit_compile,
     )
     sample_image_fn = None
     if spec.kind == "handwriting" and FLAGS.sample_every:
@@ -216,14 +270,15 @@ def train_in_model_dir(spec, strategy):
             model,
             optimizer,
             config,
-            training.DataSource(training_batches(bundle), FLAGS.batch_size),
+            training.DataSource(training_batches(bundle, jit_compile), FLAGS.batch_size),
             validation_data=lambda: bundle.split_batches(bundle.validation_split),
             strategy=strategy,
             sample_image_fn=sample_image_fn,
         )
     except ValueError as error:
         sys.exit(f"bad configuration: {error}")
-    run_dir.save_run_config(FLAGS.model_dir, spec, bundle)
+    if trainer.is_chief:  # the other workers of a multi-worker run write nothing in the run folder
+        run_dir.save_run_config(FLAGS.model_dir, spec, bundle)
     try:
         resumed = trainer.restore()
     except checkpoint_files.UnreadableCheckpoint as error:
@@ -241,6 +296,8 @@ def train_in_model_dir(spec, strategy):
         return
     except checkpoint_files.UnreadableCheckpoint as error:  # a save that did not read back (a full disk)
         sys.exit(f"{error}; the folder's latest checkpoint is still the one before it")
+    except training.WorkerLost as error:
+        sys.exit(str(error))
     step = int(trainer.step.numpy())
     if validation is not None:
         print(f"step {step}: validation loss {validation['loss']:.3f} nats per sequence, "

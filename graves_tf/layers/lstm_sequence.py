@@ -23,8 +23,11 @@ version spends far fewer operations per timestep.
 
 from keras import ops
 
+from graves_tf.layers.custom_gradient import custom_gradient
 from graves_tf.layers.gaussian_window import soft_window
 from graves_tf.layers.gradient_clipping import clip_gradient
+from graves_tf.layers.precision import current as matmul_dtype
+from graves_tf.layers.precision import for_matmul, matmul
 from graves_tf.layers.scan import scan
 
 
@@ -91,9 +94,9 @@ def _flat(x):
     return ops.reshape(x, (-1, ops.shape(x)[-1]))
 
 
-def _weight_gradients(recurrent_inputs_seq, dz_seq, c_prev_seq, c_new_seq):
-    """After the loop: d(stacked kernel) as one matmul over all steps, and the peephole sums."""
-    d_kernel = ops.matmul(ops.transpose(_flat(recurrent_inputs_seq)), _flat(dz_seq))
+def _weight_gradients(recurrent_inputs_seq, dz_seq, c_prev_seq, c_new_seq, dtype=None):
+    """After the loop: d(stacked kernel) as one matmul over all steps (in ``dtype``), and the peephole sums."""
+    d_kernel = matmul(ops.transpose(_flat(recurrent_inputs_seq)), _flat(dz_seq), dtype)
     da_i, da_f, _, da_o = ops.split(dz_seq, 4, axis=-1)
     sum_steps = lambda x: ops.sum(_flat(x), axis=0)  # noqa: E731
     return d_kernel, sum_steps(da_i * c_prev_seq), sum_steps(da_f * c_prev_seq), sum_steps(da_o * c_new_seq)
@@ -129,24 +132,30 @@ def lstm_sequence(z_seq, mask_seq, h0, c0, weights, clip=None):
     return _cached(_lstm_sequence, clip)(z_seq, mask_seq, h0, c0, weights["recurrent_kernel"], *peepholes)
 
 
+# The matmul precision of a sequence function is the one in force when it is called (layers/precision.py);
+# its backward pass, traced later, keeps it.
+
+
 _CACHE = {}
 
 
 def _cached(make, clip):
-    if (make, clip) not in _CACHE:
-        _CACHE[(make, clip)] = make(clip)
-    return _CACHE[(make, clip)]
+    key = (make, clip, matmul_dtype())
+    if key not in _CACHE:
+        _CACHE[key] = make(clip, key[2])
+    return _CACHE[key]
 
 
-def _lstm_sequence(clip):
-    @ops.custom_gradient
+def _lstm_sequence(clip, dtype=None):
+    @custom_gradient
     def run(z_seq, mask_seq, h0, c0, kernel, p_i, p_f, p_o):
         peepholes = (p_i, p_f, p_o)
+        kernel_mm = for_matmul(kernel, dtype)  # cast once, outside the loop (bfloat16 only)
 
         def forward(carry, xs):
             h_prev, c_prev = carry
             z_x, m = xs
-            h, c, tanh_c, gates = _forward_lstm(z_x + ops.matmul(h_prev, kernel), c_prev, peepholes)
+            h, c, tanh_c, gates = _forward_lstm(z_x + matmul(h_prev, kernel_mm, dtype), c_prev, peepholes)
             h_next, c_next = _select(m, h, h_prev), _select(m, c, c_prev)
             return (h_next, c_next), (h, gates, c, tanh_c, h_next, c_next)
 
@@ -154,10 +163,9 @@ def _lstm_sequence(clip):
             forward, (h0, c0), (z_seq, mask_seq)
         )
 
-        def grad(*args, upstream=None):
-            dh_seq, dh_last, dc_last = args if upstream is None else upstream
+        def grad(dh_seq, dh_last, dc_last):
             c_prev_seq = _shift(c0, c_carry_seq)
-            kernel_t = ops.transpose(kernel)
+            kernel_t = for_matmul(ops.transpose(kernel), dtype)
 
             def backward(carry, xs):
                 dh_carry, dc_carry = carry
@@ -165,7 +173,7 @@ def _lstm_sequence(clip):
                 dz, dc_prev = _lstm_step_backward(
                     dy + m * dh_carry, m * dc_carry, gates, c_prev, tanh_c, peepholes, clip
                 )
-                dh_prev = ops.matmul(dz, kernel_t) + (1.0 - m) * dh_carry
+                dh_prev = matmul(dz, kernel_t, dtype) + (1.0 - m) * dh_carry
                 return (dh_prev, dc_prev + (1.0 - m) * dc_carry), dz
 
             (dh0, dc0), dz_rev = scan(
@@ -174,7 +182,7 @@ def _lstm_sequence(clip):
                 tuple(_reverse(x) for x in (_or_zeros(dh_seq, h_seq), mask_seq, gates_seq, c_prev_seq, tanh_c_seq)),
             )
             dz_seq = _reverse(dz_rev)
-            weight_grads = _weight_gradients(_shift(h0, h_carry_seq), dz_seq, c_prev_seq, c_new_seq)
+            weight_grads = _weight_gradients(_shift(h0, h_carry_seq), dz_seq, c_prev_seq, c_new_seq, dtype)
             return (dz_seq, ops.zeros_like(mask_seq), dh0, dc0, *weight_grads)
 
         return (h_seq, h_last, c_last), grad
@@ -237,15 +245,16 @@ def _soft_window_backward(window_params, kappa, dw, dphi, dphi_end, dkappa, text
     return d_params, d_kappa
 
 
-def _windowed_lstm_sequence(clip):
-    @ops.custom_gradient
+def _windowed_lstm_sequence(clip, dtype=None):
+    @custom_gradient
     def run(z_seq, mask_seq, h0, c0, kappa0, w0, kernel, p_i, p_f, p_o, window_kernel, window_bias, onehot, text_mask):
         peepholes = (p_i, p_f, p_o)
+        kernel_mm = for_matmul(kernel, dtype)  # the window's own matmuls stay float32
 
         def forward(carry, xs):
             h_prev, c_prev, kappa_prev, w_prev = carry
             z_x, m = xs
-            z = z_x + ops.matmul(ops.concatenate([w_prev, h_prev], axis=-1), kernel)
+            z = z_x + matmul(ops.concatenate([w_prev, h_prev], axis=-1), kernel_mm, dtype)
             h, c, tanh_c, gates = _forward_lstm(z, c_prev, peepholes)
             params = ops.matmul(h, window_kernel) + window_bias
             window = soft_window(params, kappa_prev, onehot, text_mask)
@@ -259,14 +268,13 @@ def _windowed_lstm_sequence(clip):
         gates_seq, c_new_seq, tanh_c_seq, params_seq, kappa_new_seq = ys[4:9]
         h_carry_seq, c_carry_seq, _, w_carry_seq = ys[9:]
 
-        def grad(*args, upstream=None):
-            upstream = args if upstream is None else upstream
+        def grad(*upstream):
             dh_seq, dw_seq, dphi_seq, dphi_end_seq = (
                 _or_zeros(g, like) for g, like in zip(upstream[:4], (h_seq, w_seq, phi_seq, phi_end_seq))
             )
             d_carry_last = tuple(_or_zeros(g, like) for g, like in zip(upstream[4:], (h0, c0, kappa0, w0)))
             c_prev_seq = _shift(c0, c_carry_seq)
-            kernel_t = ops.transpose(kernel)
+            kernel_t = for_matmul(ops.transpose(kernel), dtype)
             window_kernel_t = ops.transpose(window_kernel)
             w_dim = ops.shape(w0)[-1]
 
@@ -278,7 +286,7 @@ def _windowed_lstm_sequence(clip):
                 )
                 dh = dy_h + m * dh_carry + ops.matmul(d_params, window_kernel_t)
                 dz, dc_prev = _lstm_step_backward(dh, m * dc_carry, gates, c_prev, tanh_c, peepholes, clip)
-                d_inputs = ops.matmul(dz, kernel_t)
+                d_inputs = matmul(dz, kernel_t, dtype)
                 keep = 1.0 - m
                 new_carry = (
                     d_inputs[:, w_dim:] + keep * dh_carry,
@@ -294,7 +302,7 @@ def _windowed_lstm_sequence(clip):
             )
             dz_seq, d_params_seq = _reverse(dz_rev), _reverse(d_params_rev)
             recurrent_inputs_seq = ops.concatenate([_shift(w0, w_carry_seq), _shift(h0, h_carry_seq)], axis=-1)
-            weight_grads = _weight_gradients(recurrent_inputs_seq, dz_seq, c_prev_seq, c_new_seq)
+            weight_grads = _weight_gradients(recurrent_inputs_seq, dz_seq, c_prev_seq, c_new_seq, dtype)
             d_window_kernel = ops.matmul(ops.transpose(_flat(h_seq)), _flat(d_params_seq))
             d_window_bias = ops.sum(_flat(d_params_seq), axis=0)
             return (

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from graves_tf.layers.gradient_clipping import clip_gradient, validate_clip
+from graves_tf.layers.precision import matmul
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -207,7 +208,7 @@ class MixtureDensityHead(keras.layers.Layer):
 
     def call(self, hidden):
         """``(..., hidden_dim) -> (..., 1 + 6M)`` raw outputs y_hat."""
-        return clip_gradient(ops.matmul(hidden, self.kernel) + self.bias, self.clip)
+        return clip_gradient(matmul(hidden, self.kernel) + self.bias, self.clip)
 
     def loss(self, y_hat, targets, mask=None):
         """Eq. 26 per sequence: ``(batch, T, 1+6M), (batch, T, 3) -> (batch,)`` nats."""

@@ -5,6 +5,7 @@ from keras import ops
 
 from graves_tf.layers.gradient_clipping import validate_clip
 from graves_tf.layers.lstm_sequence import peephole_lstm_step
+from graves_tf.layers.precision import matmul
 from graves_tf.layers.scan import snapshot
 
 
@@ -99,7 +100,7 @@ class PeepholeLSTMCell(keras.layers.Layer):
             is_real = ops.expand_dims(ops.cast(inputs >= 0, self.compute_dtype), -1)
             projected = ops.take(kernel, ops.maximum(inputs, 0), axis=0) * is_real
         else:
-            projected = ops.matmul(inputs, kernel)
+            projected = matmul(inputs, kernel)
         return projected + self.bias
 
     def recurrent_weights(self):
@@ -129,7 +130,7 @@ class PeepholeLSTMCell(keras.layers.Layer):
         """
         weights = weights or self.recurrent_weights()
         h_prev, c_prev = states
-        z = projected_inputs + ops.matmul(h_prev, weights["recurrent_kernel"])
+        z = projected_inputs + matmul(h_prev, weights["recurrent_kernel"])
         return self.activate(z, c_prev, weights)
 
     def activate(self, z, c_prev, weights):

@@ -5,6 +5,7 @@ from keras import ops
 
 from graves_tf.layers.lstm_sequence import lstm_sequence, windowed_lstm_sequence
 from graves_tf.layers.peephole_lstm_cell import PeepholeLSTMCell
+from graves_tf.layers.precision import matmul
 from graves_tf.layers.scan import scan
 
 
@@ -116,7 +117,7 @@ class SkipStack(keras.layers.Layer):
         if not parts:
             return x_projection
         inputs = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
-        return x_projection + ops.matmul(inputs, self.cells[layer].kernel[self.input_dim :])
+        return x_projection + matmul(inputs, self.cells[layer].kernel[self.input_dim :])
 
     def step_weights(self):
         """Every weight the recurrence reads, as tensors: read once, outside any loop over time.
@@ -141,7 +142,7 @@ class SkipStack(keras.layers.Layer):
         h_prev, c_prev = lstm_state
         parts = [p for p in (below, window) if p is not None] + [h_prev]
         inputs = ops.concatenate(parts, axis=-1) if len(parts) > 1 else h_prev
-        z = x_projection + ops.matmul(inputs, weights["stacked_kernels"][layer])
+        z = x_projection + matmul(inputs, weights["stacked_kernels"][layer])
         return self.cells[layer].activate(z, c_prev, weights["lstm"][layer])
 
     def _first_layer_step(self, x_projection, lstm_state, window_state, context, weights):

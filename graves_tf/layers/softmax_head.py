@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from graves_tf.layers.gradient_clipping import clip_gradient, validate_clip
+from graves_tf.layers.precision import matmul
 
 
 @keras.saving.register_keras_serializable(package="graves_tf")
@@ -38,11 +39,12 @@ class SoftmaxHead(keras.layers.Layer):
 
     def call(self, hidden):
         """``(..., hidden_dim) -> (..., K)`` logits y_hat."""
-        return clip_gradient(ops.matmul(hidden, self.kernel) + self.bias, self.clip)
+        return clip_gradient(matmul(hidden, self.kernel) + self.bias, self.clip)
 
     def loss(self, logits, targets, mask=None):
         """Eq. 13 per sequence: ``(batch, T, K), (batch, T) ids -> (batch,)`` nats."""
-        nll = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        # In the logits' dtype: JAX with 64-bit types on computes float32 logits' loss in float64.
+        nll = ops.cast(ops.sparse_categorical_crossentropy(targets, logits, from_logits=True), logits.dtype)
         if mask is not None:
             nll = nll * ops.cast(mask, nll.dtype)
         return ops.sum(nll, axis=-1)
