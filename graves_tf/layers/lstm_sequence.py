@@ -23,7 +23,6 @@ version spends far fewer operations per timestep.
 
 from keras import ops
 
-from graves_tf.layers.custom_gradient import custom_gradient
 from graves_tf.layers.gaussian_window import soft_window
 from graves_tf.layers.gradient_clipping import clip_gradient
 from graves_tf.layers.precision import current as matmul_dtype
@@ -147,7 +146,7 @@ def _cached(make, clip):
 
 
 def _lstm_sequence(clip, dtype=None):
-    @custom_gradient
+    @ops.custom_gradient
     def run(z_seq, mask_seq, h0, c0, kernel, p_i, p_f, p_o):
         peepholes = (p_i, p_f, p_o)
         kernel_mm = for_matmul(kernel, dtype)  # cast once, outside the loop (bfloat16 only)
@@ -163,7 +162,8 @@ def _lstm_sequence(clip, dtype=None):
             forward, (h0, c0), (z_seq, mask_seq)
         )
 
-        def grad(dh_seq, dh_last, dc_last):
+        def grad(*args, upstream=None):
+            dh_seq, dh_last, dc_last = args if upstream is None else upstream
             c_prev_seq = _shift(c0, c_carry_seq)
             kernel_t = for_matmul(ops.transpose(kernel), dtype)
 
@@ -246,7 +246,7 @@ def _soft_window_backward(window_params, kappa, dw, dphi, dphi_end, dkappa, text
 
 
 def _windowed_lstm_sequence(clip, dtype=None):
-    @custom_gradient
+    @ops.custom_gradient
     def run(z_seq, mask_seq, h0, c0, kappa0, w0, kernel, p_i, p_f, p_o, window_kernel, window_bias, onehot, text_mask):
         peepholes = (p_i, p_f, p_o)
         kernel_mm = for_matmul(kernel, dtype)  # the window's own matmuls stay float32
@@ -268,7 +268,8 @@ def _windowed_lstm_sequence(clip, dtype=None):
         gates_seq, c_new_seq, tanh_c_seq, params_seq, kappa_new_seq = ys[4:9]
         h_carry_seq, c_carry_seq, _, w_carry_seq = ys[9:]
 
-        def grad(*upstream):
+        def grad(*args, upstream=None):
+            upstream = args if upstream is None else upstream
             dh_seq, dw_seq, dphi_seq, dphi_end_seq = (
                 _or_zeros(g, like) for g, like in zip(upstream[:4], (h_seq, w_seq, phi_seq, phi_end_seq))
             )

@@ -43,8 +43,7 @@ class SoftmaxHead(keras.layers.Layer):
 
     def loss(self, logits, targets, mask=None):
         """Eq. 13 per sequence: ``(batch, T, K), (batch, T) ids -> (batch,)`` nats."""
-        # In the logits' dtype: JAX with 64-bit types on computes float32 logits' loss in float64.
-        nll = ops.cast(ops.sparse_categorical_crossentropy(targets, logits, from_logits=True), logits.dtype)
+        nll = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
         if mask is not None:
             nll = nll * ops.cast(mask, nll.dtype)
         return ops.sum(nll, axis=-1)
