@@ -1,7 +1,11 @@
 r"""Evaluates a trained model on a split, as the paper's tables report.
 
-    python -m graves_tf.evaluate --flagfile=graves_tf/configs/ptb_char.cfg \
-        --model_dir=runs/ptb_char --split=test [--dynamic]
+    python -m graves_tf.evaluate --model_dir=runs/ptb_char --split=test [--dynamic]
+
+The model is the one in the run's ``model_config.json`` (a ``--flagfile``
+may repeat it; a model flag that contradicts it is refused). The data flags
+the configuration does not hold (``--segment_length``, ``--batch_size``, ...)
+are read from the command line.
 
 Text: bits per character, perplexity (2 to the bits per word) and next-step
 error rate; handwriting: mean log-loss in nats per sequence (eq. 26) and
@@ -38,12 +42,13 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.model_dir:
         sys.exit("--model_dir is required")
-    try:
-        spec = experiment.model_spec_from_flags(FLAGS)
-    except ValueError as error:
-        sys.exit(f"bad configuration: {error}")
     from graves_tf import datasets, evaluation, run_dir
 
+    try:  # the run's own model_config.json; model flags may repeat it, not contradict it
+        saved = experiment.read_run_spec(FLAGS.model_dir)
+        spec = experiment.model_spec_from_flags(FLAGS) if saved is None else experiment.spec_of_run(saved, FLAGS.model_dir)
+    except ValueError as error:
+        sys.exit(f"bad configuration: {error}")
     if FLAGS.dynamic and spec.kind != "text":
         sys.exit("--dynamic applies to text models")
     batch_size = FLAGS.eval_batch_size or (1 if FLAGS.dynamic else FLAGS.batch_size)
@@ -54,10 +59,10 @@ def main(argv):
             hutter_config=FLAGS.hutter_config, max_length=FLAGS.max_length,
         )
         path = run_dir.checkpoint_path(FLAGS.model_dir, FLAGS.checkpoint)
-    except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:
+        model = experiment.build_model(spec)
+        run_dir.restore_weights(model, path)
+    except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:  # UnreadableCheckpoint included
         sys.exit(str(error))
-    model = experiment.build_model(spec)
-    run_dir.restore_weights(model, path)
     try:
         batches = bundle.split_batches(FLAGS.split)
     except (ValueError, KeyError) as error:

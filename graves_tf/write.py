@@ -21,6 +21,7 @@ content; or a .npy array of (dx, dy, end_of_stroke) offsets in whiteboard units.
 """
 
 import json
+import math
 import os
 import sys
 import textwrap
@@ -47,6 +48,9 @@ flags.DEFINE_enum(
     "(figs. 10, 14), or samples at biases 0, 0.5, 1, 2 (fig. 16).",
 )
 BIAS_ROWS = (0.0, 0.5, 1.0, 2.0)
+for _name in ("output", "seed", "model_dir", "checkpoint", "data_dir"):  # shared flags, listed by --help
+    flags.declare_key_flag(_name)
+
 
 
 class WriteError(ValueError):
@@ -67,6 +71,21 @@ def check_text(text, alphabet):
         )
 
 
+def check_settings(bias, width, steps_per_character, output):
+    """Refuses settings that would sample a blank or scribbled page, or fail after sampling."""
+    if not math.isfinite(bias) or bias < 0:
+        raise WriteError(f"--bias must be a finite number >= 0 (0 unbiased, larger is neater), got {bias}")
+    if width < 1:
+        raise WriteError(f"--width must be at least 1 character, got {width}")
+    if steps_per_character < 1:
+        raise WriteError(f"--steps_per_character must be at least 1, got {steps_per_character}")
+    if not output.lower().endswith((".svg", ".png")):
+        raise WriteError(f"-o/--output must end in .svg or .png, got {output!r}")
+    folder = os.path.dirname(output)
+    if folder and not os.path.isdir(folder):
+        raise WriteError(f"-o/--output {output}: the folder {folder} does not exist")
+
+
 def wrap(text, width):
     lines = []
     for paragraph in text.split("\n"):
@@ -82,17 +101,46 @@ def load_prime_strokes(path, offset_std):
     import numpy as np
 
     if path.endswith(".npy"):
-        offsets = np.load(path).astype(np.float64)
-        if offsets.ndim != 2 or offsets.shape[1] != 3:
-            raise WriteError(f"{path}: expected an array of shape (T, 3), got {offsets.shape}")
+        try:
+            offsets = np.load(path, allow_pickle=False).astype(np.float64)
+        except (ValueError, TypeError, OSError) as error:
+            raise WriteError(f"{path}: not a NumPy array of numbers ({error})") from None
+        if offsets.ndim != 2 or offsets.shape[1] != 3 or not len(offsets):
+            raise WriteError(f"{path}: expected an array of shape (T, 3), T >= 1, got {offsets.shape}")
+        bad = int(np.sum(~np.isfinite(offsets)))
+        if bad:
+            raise WriteError(f"{path}: {bad} of its {offsets.size} values are not finite numbers (NaN or infinity)")
+        if not np.all(np.isin(offsets[:, 2], (0.0, 1.0))):
+            raise WriteError(f"{path}: the third column, end of stroke, must be 0 or 1")
         return offsets
-    with open(path) as f:
-        data = json.load(f)
-    strokes = data["strokes"] if isinstance(data, dict) else data
     try:
-        strokes = [np.asarray(s, np.float64).reshape(-1, 2) for s in strokes if len(s)]
-    except (TypeError, ValueError) as error:
-        raise WriteError(f"{path}: strokes must be lists of [x, y] points ({error})") from None
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WriteError(f"{path}: not valid JSON ({error})") from None
+    if isinstance(data, dict):
+        if "strokes" not in data:
+            raise WriteError(
+                f'{path}: expected a list of strokes or {{"strokes": [...]}}, got an object with keys {sorted(data)}'
+            )
+        data = data["strokes"]
+    if not isinstance(data, list):
+        raise WriteError(f"{path}: expected a list of strokes, each a list of [x, y] points")
+    strokes = []
+    for number, stroke in enumerate(data, 1):
+        try:
+            points = np.asarray(stroke, np.float64)
+        except (TypeError, ValueError):
+            raise WriteError(f"{path}: stroke {number} is not a list of [x, y] points of numbers") from None
+        if points.size == 0:
+            continue
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise WriteError(
+                f"{path}: stroke {number} is not a list of [x, y] points (each point 2 numbers; got shape {points.shape})"
+            )
+        if not np.all(np.isfinite(points)):
+            raise WriteError(f"{path}: stroke {number} has points that are not finite numbers (NaN or Infinity)")
+        strokes.append(points)
     if not strokes:
         raise WriteError(f"{path}: no strokes")
     points = np.concatenate(strokes)
@@ -256,10 +304,16 @@ def main(argv):
     text = "\n".join(argv[1:]).replace("\\n", "\n")
     if not text.strip():
         raise app.UsageError('give the text to write: python -m graves_tf.write "Hello world" -o hello.svg')
-    from graves_tf import drawing
+    from graves_tf import checkpoint_files, drawing
 
+    output = FLAGS.output or "handwriting.svg"
     try:
+        check_settings(FLAGS.bias, FLAGS.width, FLAGS.steps_per_character, output)
         model, config, where = load_model(FLAGS.model_dir, FLAGS.checkpoint)
+        try:  # model flags on the command line must agree with the model's configuration
+            experiment.spec_of_run(config["spec"], where)
+        except ValueError as error:
+            raise WriteError(str(error)) from None
         if config["spec"]["model"] != "handwriting_synthesizer":
             raise WriteError(f"{where} holds a {config['spec']['model']}, not a handwriting synthesizer")
         from graves_tf import alphabet as alphabet_lib
@@ -286,14 +340,13 @@ def main(argv):
             check_text(FLAGS.prime_text, alphabet_lib.ALPHABETS[config["spec"]["alphabet"]])
             prime, prime_text = load_prime_strokes(FLAGS.prime_strokes, config["offset_std"]), FLAGS.prime_text
         written = write_lines(model, config, lines, FLAGS.bias, FLAGS.seed, prime, prime_text, FLAGS.steps_per_character)
-        output = FLAGS.output or "handwriting.svg"
         drawing.save_lines(written, output)
         print(f"wrote {len(lines)} line(s) to {output}")
         if FLAGS.plot:
             stem = os.path.splitext(output)[0]
             path = save_plot(FLAGS.plot, model, config, lines[0], written[0], f"{stem}.{FLAGS.plot}.png", FLAGS.seed)
             print(f"wrote the {FLAGS.plot} plot to {path}")
-    except (WriteError, FileNotFoundError) as error:
+    except (WriteError, FileNotFoundError, checkpoint_files.UnreadableCheckpoint) as error:
         sys.exit(str(error))
 
 

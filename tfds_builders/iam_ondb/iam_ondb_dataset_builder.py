@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gzip
 import hashlib
 import re
 import tarfile
 from typing import Iterator
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
+import zlib
 
 from absl import logging
 from etils import epath
@@ -92,6 +94,10 @@ class CorruptFile(ValueError):
 
 class MissingDataError(FileNotFoundError):
     """The manual_dir lacks the IAM-OnDB files."""
+
+
+class CorruptArchive(ValueError):
+    """An archive of the manual_dir ends early or is not a gzipped tar file (a partial download)."""
 
 
 # ----------------------------------------------------------------- parsing
@@ -334,10 +340,16 @@ def line_offsets(xml_data: bytes) -> tuple[np.ndarray, CleaningCounts]:
 
 def _iter_archive(path: epath.Path, suffix: str) -> Iterator[tuple[str, bytes]]:
     """(member name, content) of the archive's files ending in `suffix`, streamed."""
-    with path.open("rb") as f, tarfile.open(fileobj=f, mode="r|gz") as archive:
-        for member in archive:
-            if member.isfile() and member.name.endswith(suffix):
-                yield member.name, archive.extractfile(member).read()
+    try:
+        with path.open("rb") as f, tarfile.open(fileobj=f, mode="r|gz") as archive:
+            for member in archive:
+                if member.isfile() and member.name.endswith(suffix):
+                    yield member.name, archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise CorruptArchive(
+            f"{path} is cut short or damaged ({type(error).__name__}: {error}), as a partial download "
+            f"leaves it: download {path.name} again from {HOMEPAGE} and rebuild"
+        ) from None
 
 
 def _iter_folder(folder: epath.Path, suffix: str) -> Iterator[tuple[str, bytes]]:

@@ -1,0 +1,248 @@
+"""Faults and bad input at the command line: each gets one clear line and a non-zero exit, or a recovery.
+
+The table in docs/faults.md lists every case with the test that holds it.
+Each test runs the real command in a subprocess.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from graves_tf import experiment
+from run_folders import make_handwriting_run
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DUMMY_PTB = REPO / "tfds_builders" / "ptb" / "dummy_data" / "manual"
+DUMMY_IAM = REPO / "tfds_builders" / "iam_ondb" / "dummy_data"
+SPEC = experiment.ModelSpec(
+    model="handwriting_synthesizer", dataset="iam_ondb", num_layers=2, units=16, num_mixtures=3,
+    num_window_gaussians=2,
+)
+
+
+def run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300)
+
+
+def refused(result, message):
+    """A non-zero exit whose stderr holds ``message`` and no traceback."""
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert message in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+def data_args(tmp_path):
+    return [f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={DUMMY_PTB}", "--batch_size=2", "--segment_length=5"]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    """A tiny text run trained 4 updates on the PTB builder's dummy data, checkpoints at 2 and 4."""
+    folder = tmp_path_factory.mktemp("faults")
+    result = run(
+        "graves_tf.train", f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={folder / 'run'}",
+        *data_args(folder), "--eval_every=0", "--noprogress_bar", "--train_steps=4", "--checkpoint_every=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def copy_with_truncated_latest(text_run, tmp_path):
+    run_folder = tmp_path / "run"
+    shutil.copytree(text_run / "run", run_folder)
+    data = run_folder / "checkpoints" / "ckpt-4.data-00000-of-00001"
+    os.truncate(data, os.path.getsize(data) // 2)
+    return run_folder
+
+
+def test_evaluate_reads_the_runs_configuration_without_a_flagfile(text_run):
+    result = run("graves_tf.evaluate", f"--model_dir={text_run / 'run'}", *data_args(text_run),
+                 "--split=train", "--checkpoint=latest")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bits per symbol" in result.stdout and "ckpt-4" in result.stdout
+
+
+def test_evaluate_refuses_a_model_flag_that_contradicts_the_run(text_run):
+    result = run("graves_tf.evaluate", f"--model_dir={text_run / 'run'}", *data_args(text_run), "--units=48")
+    refused(result, "these flags contradict it: --units=48 (the run's: 32)")
+
+
+def test_evaluate_latest_skips_a_truncated_newest_checkpoint(text_run, tmp_path):
+    run_folder = copy_with_truncated_latest(text_run, tmp_path)
+    result = run("graves_tf.evaluate", f"--model_dir={run_folder}", *data_args(text_run),
+                 "--split=train", "--checkpoint=latest")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"skipping checkpoint {run_folder / 'checkpoints' / 'ckpt-4'}" in result.stderr, result.stderr[-3000:]
+    assert "ckpt-2" in result.stdout and "ckpt-4" not in result.stdout
+
+
+def test_train_resumes_from_the_checkpoint_before_a_truncated_newest_one(text_run, tmp_path):
+    run_folder = copy_with_truncated_latest(text_run, tmp_path)
+    result = run(
+        "graves_tf.train", f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={run_folder}",
+        *data_args(text_run), "--eval_every=0", "--noprogress_bar", "--train_steps=5",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from step 2" in result.stdout
+    assert "skipping checkpoint" in result.stderr and "ckpt-4" in result.stderr
+
+
+def test_train_refuses_to_resume_a_run_with_another_configuration(text_run):
+    result = run(
+        "graves_tf.train", f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={text_run / 'run'}",
+        *data_args(text_run), "--eval_every=0", "--noprogress_bar", "--train_steps=6", "--units=48",
+    )
+    refused(result, "holds a run of another configuration (its model_config.json); these flags differ: --units=48 (the run's: 32)")
+
+
+def test_strategy_tpu_without_a_tpu_is_one_line(tmp_path):
+    result = run(
+        "graves_tf.train", f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={tmp_path / 'run'}",
+        *data_args(tmp_path), "--train_steps=1", "--strategy=tpu",
+    )
+    refused(result, "--strategy=tpu: cannot start it")
+    assert "no TPU was found" in result.stderr
+
+
+def test_a_truncated_strokes_archive_is_named_with_what_to_do(tmp_path):
+    manual = tmp_path / "manual"
+    shutil.copytree(DUMMY_IAM, manual)
+    archive = manual / "lineStrokes-all.tar.gz"
+    os.truncate(archive, os.path.getsize(archive) // 2)
+    result = run(
+        "graves_tf.train", f"--flagfile={experiment.config_path('tiny_synthesis')}", f"--model_dir={tmp_path / 'run'}",
+        f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={manual}", "--train_steps=1",
+    )
+    refused(result, f"{archive} is cut short or damaged")
+    assert "download lineStrokes-all.tar.gz again" in result.stderr
+
+
+# -- write ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return make_handwriting_run(tmp_path_factory.mktemp("run"), SPEC, [8.0, 0.1], [40.0, 37.0], seed=0)
+
+
+SETTINGS = [
+    (["--bias=nan"], "--bias must be a finite number >= 0"),
+    (["--bias=-1"], "--bias must be a finite number >= 0"),
+    (["--steps_per_character=0"], "--steps_per_character must be at least 1"),
+    (["--width=0"], "--width must be at least 1 character"),
+    (["-o", "out.pdf"], "-o/--output must end in .svg or .png, got 'out.pdf'"),
+]
+
+
+@pytest.mark.parametrize("args, message", SETTINGS)
+def test_write_refuses_settings_before_it_loads_a_model(args, message, tmp_path):
+    """Refused even with a --model_dir that does not exist: before the model is read, so before any sampling."""
+    result = run("graves_tf.write", "Hello", f"--model_dir={tmp_path / 'nowhere'}", *args)
+    refused(result, message)
+    assert not os.path.exists("out.pdf")
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(bias=float("inf")), "--bias must be a finite number >= 0"),
+        (dict(bias=-0.01), "--bias must be a finite number >= 0"),
+        (dict(width=-4), "--width must be at least 1 character"),
+        (dict(steps_per_character=-1), "--steps_per_character must be at least 1"),
+        (dict(output="page.SVG.txt"), "must end in .svg or .png"),
+        (dict(output="no/such/folder/x.svg"), "the folder no/such/folder does not exist"),
+    ],
+)
+def test_write_settings_checks(settings, message):
+    from graves_tf import write
+
+    good = dict(bias=0.5, width=50, steps_per_character=40, output="page.png")
+    write.check_settings(**good)  # passes
+    with pytest.raises(write.WriteError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        write.check_settings(**{**good, **settings})
+
+
+PRIMES = {  # each run through the command
+    "infinity.json": ("[[[0, 0], [Infinity, 1]]]", "stroke 1 has points that are not finite numbers"),
+    "nan.json": ('{"strokes": [[[0, 0], [1, 2]], [[NaN, 0], [3, 3]]]}', "stroke 2 has points that are not finite numbers"),
+    "malformed.json": ("[[[0, 0], [1, 1]", "not valid JSON"),
+    "foo.json": ('{"foo": 1}', 'expected a list of strokes or {"strokes": [...]}, got an object with keys [\'foo\']'),
+    "xyz.json": ("[[[0, 0, 0], [1, 1, 1], [2, 2, 2]]]", "stroke 1 is not a list of [x, y] points (each point 2 numbers"),
+    "nan.npy": (np.full((5, 3), np.nan), "15 of its 15 values are not finite numbers"),
+}
+MORE_PRIMES = {  # each read by write.load_prime_strokes
+    "number.json": ("42", "expected a list of strokes"),
+    "words.json": ('[["a", "b"]]', "stroke 1 is not a list of [x, y] points of numbers"),
+    "empty.json": ("[[], []]", "no strokes"),
+    "eos.npy": (np.array([[0, 0, 0], [1, 1, 0.5]]), "the third column, end of stroke, must be 0 or 1"),
+    "flat.npy": (np.zeros(6), "expected an array of shape"),
+    "inf.npy": (np.array([[0, 0, 0], [np.inf, 1, 0]]), "1 of its 6 values are not finite numbers"),
+}
+
+
+def save_prime(path, content):
+    if path.suffix == ".npy":
+        np.save(path, content)
+    else:
+        path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(PRIMES))
+def test_write_refuses_a_bad_prime_trace_by_name(name, tiny_run, tmp_path):
+    content, message = PRIMES[name]
+    path = save_prime(tmp_path / name, content)
+    output = tmp_path / "x.svg"
+    result = run("graves_tf.write", "Hello", f"--model_dir={tiny_run}", f"--prime_strokes={path}",
+                 "--prime_text=hi", f"-o={output}")
+    refused(result, f"{path}: {message}")
+    assert not output.exists()
+
+
+def test_write_refuses_a_model_flag_that_contradicts_the_run(tiny_run, tmp_path):
+    result = run("graves_tf.write", "Hello", f"--model_dir={tiny_run}", "--units=400", f"-o={tmp_path / 'x.svg'}")
+    refused(result, "these flags contradict it: --units=400 (the run's: 16)")
+
+
+def test_write_with_every_checkpoint_broken_says_so(tmp_path):
+    folder = pathlib.Path(make_handwriting_run(tmp_path / "run", SPEC, [8.0, 0.1], [40.0, 37.0]))
+    (data,) = (folder / "checkpoints").glob("*.data-*")
+    os.truncate(data, os.path.getsize(data) // 2)
+    result = run("graves_tf.write", "Hello", f"--model_dir={folder}", f"-o={tmp_path / 'x.svg'}")
+    refused(result, "can be read")
+    assert "Read less bytes than requested" in result.stderr and "copy them again" in result.stderr
+
+
+def test_write_help_lists_the_shared_flags():
+    result = run("graves_tf.write", "--help")
+    text = result.stdout + result.stderr
+    for flag in ("-o,--output", "--seed", "--model_dir", "--checkpoint", "--bias", "--prime_strokes"):
+        assert flag in text, flag
+
+
+@pytest.mark.parametrize("name", sorted(MORE_PRIMES))
+def test_more_bad_prime_traces_are_refused_by_name(name, tmp_path):
+    from graves_tf import write
+
+    content, message = MORE_PRIMES[name]
+    path = save_prime(tmp_path / name, content)
+    with pytest.raises(write.WriteError, match=f"{path}: {message}".replace("(", r"\(").replace("[", r"\[")):
+        write.load_prime_strokes(str(path), [40.0, 37.0])
+
+
+def test_the_prime_checks_pass_a_good_trace(tmp_path):
+    """Only what is broken is refused: an empty stroke is skipped, an integer .npy of 0/1 pen lifts passes."""
+    from graves_tf import write
+
+    path = save_prime(tmp_path / "me.json", json.dumps([[[0, 0], [5, 8], [10, 3]], [], [[30, 0], [30, 10]]]))
+    offsets = write.load_prime_strokes(str(path), [40.0, 37.0])
+    np.testing.assert_array_equal(offsets[:, 2], [0, 0, 1, 0, 1])
+    assert np.all(np.isfinite(offsets))
+    path = save_prime(tmp_path / "me.npy", np.array([[0, 0, 0], [3, 4, 1]], np.int64))
+    np.testing.assert_array_equal(write.load_prime_strokes(str(path), [40.0, 37.0]), [[0, 0, 0], [3, 4, 1]])
