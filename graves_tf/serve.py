@@ -552,11 +552,11 @@ def make_app(server, cors_origins=(), styles=None, allowed_hosts=None):
                 )
             state["pending"] += 1
             try:
-                async with running:
-                    answer = await run_in_threadpool(server.predict, body)
+                async with running:  # sampled, and written out as JSON, off the event loop
+                    answer = await run_in_threadpool(lambda: json.dumps(server.predict(body), separators=(",", ":")))
             finally:
                 state["pending"] -= 1
-            return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+            return Response(answer, media_type="application/json")
         except RequestError as refused:
             return error(refused.message, refused.status)
         except Exception as failure:  # noqa: BLE001  (answered in words, and the server keeps serving)

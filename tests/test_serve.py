@@ -60,9 +60,14 @@ def rows_of(inputs, batch):
     return [{k: (v[i] if isinstance(v, list) else v) for k, v in inputs.items()} for i in range(batch)]
 
 
-def direct(exported, signature, inputs):
-    """The same call on the SavedModel loaded by TensorFlow itself, no server between."""
-    loaded = tf.saved_model.load(str(exported))
+@pytest.fixture(scope="module")
+def loaded(exported):
+    """The SavedModel loaded by TensorFlow itself, apart from the server's copy."""
+    return tf.saved_model.load(str(exported))
+
+
+def direct(loaded, signature, inputs):
+    """The same call on the SavedModel, no server between."""
     out = loaded.signatures[signature](**{k: tf.constant(v, DTYPES.get(k, tf.string)) for k, v in inputs.items()})
     return {k: v.numpy() for k, v in out.items()}
 
@@ -97,12 +102,12 @@ def test_the_metadata_route_gives_the_signature_defs_in_tf_servings_json(client)
 
 
 @pytest.mark.parametrize("signature", sorted(REQUESTS))
-def test_a_columnar_request_gives_what_the_saved_model_gives_called_directly(client, exported, signature):
+def test_a_columnar_request_gives_what_the_saved_model_gives_called_directly(client, loaded, signature):
     inputs = REQUESTS[signature]
     response = client.post(PREDICT, json={"signature_name": signature, "inputs": inputs})
     assert response.status_code == 200, response.text
     outputs = response.json()["outputs"]
-    expected = direct(exported, signature, inputs)
+    expected = direct(loaded, signature, inputs)
     if len(expected) == 1:  # one output: TF Serving answers its value bare
         outputs = {next(iter(expected)): outputs}
     assert set(outputs) == set(expected)

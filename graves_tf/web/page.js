@@ -488,6 +488,7 @@
     return {strokes: strokes.map((s) => s.map((p) => p.slice())), text: text};
   }
   function setMine(style, origin) {
+    if (!state.config.offset_std) throw new PageError('This model does not describe its statistics: your own hand cannot be used.');
     const offsets = traceOffsets(style.strokes, state.config.offset_std);
     const points = toDataRate(offsets, state.config.point_stride || 1).length;
     if (points > state.config.limits.max_prime_points) {
@@ -572,7 +573,7 @@
     const list = $('style-list');
     list.replaceChildren(styleButton('model', "The model's own", 'a hand of its choosing; a page keeps the first line\'s'));
     for (const s of state.styles) list.appendChild(styleButton('style:' + s.name, s.name, `${s.description}: "${s.text}"`, s.strokes));
-    if (state.mine) {
+    if (state.mine && state.config.offset_std) {
       const offsets = traceOffsets(state.mine.strokes, state.config.offset_std);
       list.appendChild(styleButton('mine', 'My handwriting', `"${state.mine.text}"`, offsets));
     }
