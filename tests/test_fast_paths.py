@@ -11,6 +11,10 @@
 * The whole models with ``fused_backward`` on and off (which also exercises
   the stacked-kernel step and the time-major input projections): losses and
   gradients in float64 to 1e-10.
+* The forward passes against NumPy written from the paper: eqs. 7-11 for
+  ``lstm_sequence``, and the skip-stack wiring of eqs. 1-2 and 52-53 (the layer
+  below at the same step, the window one step late for layer 1 only) with the
+  window of eqs. 46-51, fused and step-by-step.
 * The sampler compiled by XLA against the plain graph: a seed reproduces its
   sample, and on a forced window the stop rule ends every sample at the same
   step as the plain sampler and the NumPy reference.
@@ -34,6 +38,36 @@ from test_models import as_tensors, randomize, tiny_models  # noqa: E402
 from test_sampling import context_for, expected_stop_length, force_window, synthesizer  # noqa: E402
 
 TOLERANCE = 1e-10  # float64
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def numpy_lstm_step(z, h, c, cell):
+    """Eqs. 7-11 in NumPy, written from the paper: ``z`` is the gates' input terms and bias, blocks [i, f, c, o]."""
+    n = h.shape[-1]
+    z = z + h @ cell["recurrent_kernel"]
+    i = sigmoid(z[:, :n] + cell["peephole_input"] * c)  # (7)
+    f = sigmoid(z[:, n : 2 * n] + cell["peephole_forget"] * c)  # (8)
+    c = f * c + i * np.tanh(z[:, 2 * n : 3 * n])  # (9)
+    o = sigmoid(z[:, 3 * n :] + cell["peephole_output"] * c)  # (10)
+    return o * np.tanh(c), c  # (11)
+
+
+def cell_weights(cell):
+    names = ("kernel", "recurrent_kernel", "bias", "peephole_input", "peephole_forget", "peephole_output")
+    return {name: getattr(cell, name).numpy() for name in names}
+
+
+def numpy_lstm_sequence(cell, z_seq, mask, h0, c0):
+    """Time-major ``z_seq``; every step's h_t, the state carried unchanged through masked steps."""
+    h, c, h_seq = h0, c0, []
+    for z, m in zip(z_seq, mask):
+        h_new, c_new = numpy_lstm_step(z, h, c, cell)
+        h_seq.append(h_new)
+        h, c = m * h_new + (1 - m) * h, m * c_new + (1 - m) * c
+    return np.stack(h_seq), h, c
 
 
 def reference_sequence(cell, z_seq, mask_seq, h0, c0, weights):
@@ -77,6 +111,10 @@ def test_lstm_sequence_matches_autodiff_of_the_step(clip):
 
     fused_out, fused_grads = run(lambda cell, *args: lstm_sequence(*args, clip=clip))
     ref_out, ref_grads = run(reference_sequence)
+    # The forward pass against eqs. 7-11 in NumPy (both paths share peephole_lstm_step).
+    numpy_out = numpy_lstm_sequence(cell_weights(cell), z_seq.numpy(), mask, h0.numpy(), c0.numpy())
+    for got, want in zip(fused_out, numpy_out):
+        np.testing.assert_allclose(got.numpy(), want, rtol=TOLERANCE, atol=TOLERANCE)
     for got, want in zip(fused_out, ref_out):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=TOLERANCE, atol=TOLERANCE)
     names = ["z", "h0", "c0"] + [v.name for v in cell.trainable_variables]
@@ -182,3 +220,68 @@ def test_the_windowed_first_layer_matches_autodiff_for_every_output(clip):
     assert len(fused_grads) == len(ref_grads)
     for i, (got, want) in enumerate(zip(fused_grads, ref_grads)):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-9, atol=1e-9, err_msg=str(i))
+
+
+def numpy_skip_stack(stack, x, text_onehot=None, text_mask=None, delay_every_layer=False):
+    """Eqs. 1-2, or 52-53 with the window of eqs. 46-51, step by step in NumPy from the stack's weights.
+
+    Layer n reads x_t, h^{n-1}_t (the layer below at the same step) and its own h^n_{t-1}; with a window,
+    layer 1 reads w_{t-1} (one step of delay, eq. 52) and layers 2..N read w_t, computed from h^1_t (eq. 53).
+    Only the kernel's row layout, ``[x_t, h^{n-1}_t, w]``, is taken from the code. ``delay_every_layer``
+    wires it wrongly (layers 2..N read w_{t-1} too), to show the comparison can tell.
+    """
+    batch, steps, _ = x.shape
+    cells = [cell_weights(cell) for cell in stack.cells]
+    h = [np.zeros((batch, stack.units)) for _ in cells]
+    c = [np.zeros((batch, stack.units)) for _ in cells]
+    window = stack.conditioning
+    out = {"hidden": [[] for _ in cells], "window": [], "phi": []}
+    w = None
+    if window is not None:
+        kernel, bias, k = window.kernel.numpy(), window.bias.numpy(), window.num_gaussians
+        kappa, w = np.zeros((batch, k)), np.zeros((batch, window.alphabet_size))
+        u = np.arange(1, text_onehot.shape[1] + 1)
+    for t in range(steps):
+        w_before = w
+        for n, cell in enumerate(cells):
+            w_read = w_before if (n == 0 or delay_every_layer) else w
+            parts = [x[:, t]] + ([h[n - 1]] if n else []) + ([w_read] if window is not None else [])
+            z = np.concatenate(parts, axis=-1) @ cell["kernel"] + cell["bias"]
+            h[n], c[n] = numpy_lstm_step(z, h[n], c[n], cell)
+            if n == 0 and window is not None:  # w_t from h^1_t: layer 1 used w_{t-1} above
+                params = h[0] @ kernel + bias  # (48)
+                alpha, beta = np.exp(params[:, :k]), np.exp(params[:, k : 2 * k])  # (49, 50)
+                kappa = kappa + np.exp(params[:, 2 * k :])  # (51)
+                phi = np.sum(alpha[:, None] * np.exp(-beta[:, None] * (kappa[:, None] - u[None, :, None]) ** 2), -1)
+                phi = phi * text_mask  # (46), padding out
+                w = np.einsum("bu,buv->bv", phi, text_onehot)  # (47)
+                out["window"].append(w)
+                out["phi"].append(phi)
+            out["hidden"][n].append(h[n])
+    return {key: np.stack(v, 1) if key != "hidden" else [np.stack(s, 1) for s in v] for key, v in out.items() if v}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("windowed", [False, True])
+def test_the_skip_stack_wiring_matches_a_numpy_reference_of_the_papers_equations(windowed, fused):
+    rng = np.random.default_rng(3)
+    window = GaussianWindow(2, 5, dtype="float64") if windowed else None
+    stack = SkipStack(3, 6, 3, conditioning=window, dtype="float64")
+    stack.build()
+    for variable in stack.weights:
+        variable.assign(rng.normal(scale=0.5, size=variable.shape))
+    stack.fused_backward = fused
+    x = rng.normal(size=(2, 7, 3))
+    text = rng.integers(0, 5, (2, 4)).astype(np.int32)
+    text_mask = (np.arange(4)[None] < np.array([[4], [2]])).astype(np.float64)
+    context = window.context(tf.constant(text), tf.constant(text_mask)) if windowed else None
+    out = stack(tf.constant(x), context=context)
+    want = numpy_skip_stack(stack, x, np.eye(5)[text], text_mask)
+    for n in range(3):
+        np.testing.assert_allclose(out["hidden"][n].numpy(), want["hidden"][n], rtol=1e-10, atol=1e-12, err_msg=f"h{n + 1}")
+    if windowed:
+        np.testing.assert_allclose(out["window"].numpy(), want["window"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(out["phi"].numpy(), want["phi"], rtol=1e-10, atol=1e-12)
+        # the comparison can tell a wrong delay
+        wrong = numpy_skip_stack(stack, x, np.eye(5)[text], text_mask, delay_every_layer=True)
+        assert np.max(np.abs(out["hidden"][1].numpy() - wrong["hidden"][1])) > 1e-3

@@ -315,12 +315,25 @@ def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, caplog):
     assert not applied and not np.isfinite(metrics["loss"])
     assert np.all(np.isnan(poisoned.numpy()))
     # Repeated failures inside fit() roll back to the last good checkpoint and go on.
+    rolled_back_to = []
+    roll_back = trainer._roll_back
+
+    def recording_roll_back(bad_steps):
+        roll_back(bad_steps)
+        rolled_back_to.append(([w.numpy().copy() for w in trainer.model.weights], int(trainer.step.numpy())))
+
+    trainer._roll_back = recording_roll_back
     trainer.config.train_steps = 8
     trainer.fit()
     assert int(trainer.step.numpy()) == 8
+    assert len(rolled_back_to) == 1
+    weights, step = rolled_back_to[0]
+    assert step == 5
+    for saved, restored in zip(good, weights):  # exactly the checkpoint's weights, the NaN bias gone
+        np.testing.assert_array_equal(saved, restored)
     assert all(np.all(np.isfinite(w.numpy())) for w in trainer.model.weights)
+    assert not all(np.array_equal(a, w.numpy()) for a, w in zip(good, trainer.model.weights))  # and trained on
     assert any("rolled back" in r.getMessage() for r in caplog.records)
-    del good
 
 
 def test_mirrored_strategy_trains(tmp_path):
@@ -332,10 +345,86 @@ def test_mirrored_strategy_trains(tmp_path):
 
 @pytest.mark.parametrize("noise", [{"weight_noise": 0.075}, {"adaptive_weight_noise": True, "num_training_sequences": 100}])
 def test_weight_noise_training_runs_and_leaves_clean_weights(tmp_path, noise):
-    trainer = make_trainer(tmp_path, 4, **noise)
+    """The noise perturbs the weights only while a gradient is taken: at learning rate 0 the weights after
+    training are exactly the ones before it (a perturbation left behind would show), and at a real rate they
+    move and stay finite."""
+    frozen = make_trainer(tmp_path / "frozen", 4, learning_rate=0.0, **noise)
+    before = [w.numpy().copy() for w in frozen.model.weights]
+    frozen.fit()
+    assert int(frozen.step.numpy()) == 4
+    for a, w in zip(before, frozen.model.weights):
+        np.testing.assert_array_equal(a, w.numpy(), err_msg=w.path)
+    trainer = make_trainer(tmp_path / "trained", 4, **noise)
     trainer.fit()
-    assert int(trainer.step.numpy()) == 4
     assert all(np.all(np.isfinite(w.numpy())) for w in trainer.model.weights)
+    assert not all(np.array_equal(a, w.numpy()) for a, w in zip(before, trainer.model.weights))
+
+
+def first_batch():
+    batch = next(iter(stream_segments(periodic_stream(), BATCH, 20, 5)))
+    return {k: v for k, v in batch.items() if k not in ("reset", "segment")}
+
+
+def test_the_update_differentiates_the_sum_of_the_sequence_losses_then_scales_by_one_over_b(tmp_path):
+    """With plain SGD at rate 1 an update subtracts the gradient it applies: it must be (1/B) d(sum of the
+    sequences' losses)/dw. With derivative clipping active that is not the gradient of the mean loss, whose
+    per-sequence derivatives reach the clip B times smaller (section 2.1 clips each sequence's own)."""
+    keras.utils.set_random_seed(2)
+    model = TextPredictor(VOCAB, units=16, num_layers=1, lstm_clip=1e-3)
+    trainer = training.Trainer(
+        model, keras.optimizers.SGD(learning_rate=1.0),
+        training.TrainConfig(model_dir=str(tmp_path), train_steps=1, eval_every=0, progress_bar=False),
+        text_source(periodic_stream()),
+    )
+    batch = first_batch()
+
+    def gradients(reduce):
+        with tf.GradientTape() as tape:
+            loss = reduce(model(batch))
+        return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+    of_sum, of_mean = gradients(tf.reduce_sum), gradients(tf.reduce_mean)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    _, _, applied = trainer.train_step(batch)
+    assert applied
+    for w0, g, v in zip(before, of_sum, model.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), w0 - g / BATCH, rtol=1e-5, atol=1e-7, err_msg=v.path)
+    assert not all(np.allclose(g / BATCH, m, rtol=1e-3, atol=1e-8) for g, m in zip(of_sum, of_mean))
+
+
+def test_truncated_bptt_carries_the_state_between_segments_inside_the_trainer(tmp_path):
+    """Trainer.fit on a stream: each segment starts from the previous one's final state, except where the
+    stream resets it (every 5 segments here). A hand-written loop that carries the state gives the trainer's
+    weights; one that starts every segment from zero does not."""
+    steps = 8
+    trainer = make_trainer(tmp_path, steps)
+    initial = [w.numpy().copy() for w in trainer.model.weights]
+    trainer.fit()
+    model = TextPredictor(VOCAB, units=16, num_layers=2)
+    model(first_batch())  # build
+
+    def by_hand(carry):
+        model.set_weights(initial)
+        optimizer = keras.optimizers.Adam(0.01)
+        state = None
+        for batch in stream_segments(periodic_stream(), BATCH, 20, 5).take(steps):
+            batch = dict(batch)
+            reset = bool(batch.pop("reset").numpy()[0])
+            batch.pop("segment")
+            if reset or not carry:
+                state = None
+            with tf.GradientTape() as tape:
+                out = model.forward(batch, initial_state=state, training=True)
+                loss = tf.reduce_sum(out["loss"])
+            grads = [g / BATCH for g in tape.gradient(loss, model.trainable_variables)]
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            state = out["final_state"]
+        return [w.numpy() for w in model.weights]
+
+    for a, b in zip(by_hand(carry=True), trainer.model.weights):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-5)
+    unconnected = by_hand(carry=False)
+    assert max(float(np.max(np.abs(a - b.numpy()))) for a, b in zip(unconnected, trainer.model.weights)) > 1e-3
 
 
 def test_graves_rmsprop_trains_a_handwriting_model(tmp_path):
