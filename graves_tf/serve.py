@@ -141,7 +141,10 @@ def graph_error_message(message):
         message = message[message.index("assertion failed:"):]
     message = re.split(r"\n\s*\[\[|\s*\[Op:", message)[0]
     paragraphs = [p.strip() for p in message.split("\n\n") if p.strip()]
-    return re.sub(r"\s+", " ", paragraphs[-1] if paragraphs else message).strip()
+    message = paragraphs[-1] if paragraphs else message
+    if message.startswith("assertion failed:"):  # "[words] [more words]" -> "words more words"
+        message = re.sub(r"\]\s*\[", " ", message[len("assertion failed:"):]).strip(" []")
+    return re.sub(r"\s+", " ", message).strip()
 
 
 def _shape_text(shape):
