@@ -1,27 +1,15 @@
-"""What the benchmarks share: synthetic batches and timing of a Keras training step."""
+"""What the benchmarks share: synthetic batches, timing of a Keras training step, the machine line."""
 
 import time
 
-import numpy as np
+from graves_tf.train_path import synthetic_batch  # noqa: F401  (the probe's batches are the benchmarks')
 
 
-def synthetic_batch(model, batch_size, num_steps, text_length=40, seed=0):
-    """A full (unpadded) random batch in the layout the input pipelines produce."""
-    import tensorflow as tf
+def machine_line():
+    """``machine: CPU, N cores, flags ...; TensorFlow threads``: printed above every table of timings."""
+    from graves_tf import machine
 
-    rng = np.random.default_rng(seed)
-    if hasattr(model, "vocab_size"):
-        ids = rng.integers(0, model.vocab_size, (batch_size, num_steps + 1)).astype("int32")
-        return {"inputs": tf.constant(ids[:, :-1]), "targets": tf.constant(ids[:, 1:]), "mask": tf.ones((batch_size, num_steps))}
-    offsets = rng.normal(size=(batch_size, num_steps, 2))
-    end_of_stroke = rng.random((batch_size, num_steps, 1)) < 0.05
-    targets = np.concatenate([offsets, end_of_stroke], -1).astype("float32")
-    inputs = np.concatenate([np.zeros((batch_size, 1, 3), "float32"), targets[:, :-1]], 1)
-    batch = {"inputs": tf.constant(inputs), "targets": tf.constant(targets), "mask": tf.ones((batch_size, num_steps))}
-    if hasattr(model, "window"):
-        batch["text"] = tf.constant(rng.integers(1, model.alphabet_size, (batch_size, text_length)).astype("int32"))
-        batch["text_mask"] = tf.ones((batch_size, text_length))
-    return batch
+    return machine.describe()
 
 
 def time_call(fn, repeats):

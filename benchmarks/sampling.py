@@ -5,9 +5,12 @@ r"""Sampling speed of the paper's synthesis network: steps per second, in proces
 The weights are random, with the window's step size set near zero so every
 sample runs the full number of steps (the speed does not depend on the
 weights' values). Rows: batch 1 and 32; the compiled in-process sampler,
-the same compiled by XLA, and the exported SavedModel's ``serving_default``
-signature; then the batch-1 bound that memory bandwidth sets (see
-:func:`bandwidth_bound`). `python -m benchmarks.speed` prints these rows too.
+the same compiled by XLA (and with bfloat16 matmuls, on CPUs that have
+them), the exported SavedModel's ``serving_default`` signature, and the same
+exported with ``--xla`` (``SavedModel, XLA``: the loop compiled by XLA inside
+the SavedModel); then the batch-1 bound that memory bandwidth sets (see
+:func:`bandwidth_bound`). The machine line comes first. `python -m
+benchmarks.speed` prints these rows too.
 """
 
 import os
@@ -18,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from benchmarks.common import time_call  # noqa: E402
+from benchmarks.common import machine_line, time_call  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sampling_steps", 300, "Sampling steps per call.")
@@ -33,7 +36,7 @@ def sampling_rows(num_steps, repeats, batch_sizes=(1, 32)):
     import tensorflow as tf
 
     from export.saved_model import export_run
-    from graves_tf import alphabet, experiment, run_dir, sampling
+    from graves_tf import alphabet, experiment, machine, run_dir, sampling
 
     spec = experiment.spec_from_config("iam_synthesis")
     model = experiment.build_model(spec)
@@ -49,25 +52,36 @@ def sampling_rows(num_steps, repeats, batch_sizes=(1, 32)):
         tf.train.Checkpoint(model=model).save(os.path.join(folder, "checkpoints", "ckpt"))
         loaded_model, config = run_dir.load_run(folder)
         export_run(loaded_model, config, os.path.join(folder, "saved"))
-        saved = tf.saved_model.load(os.path.join(folder, "saved"))
+        export_run(loaded_model, config, os.path.join(folder, "saved_xla"), jit_compile=True)
+        exports = {name: tf.saved_model.load(os.path.join(folder, name)) for name in ("saved", "saved_xla")}
         for batch in batch_sizes:
             ids = tf.constant([alphabet.PAPER.encode(TEXT)] * batch, tf.int32)
             context = model.window.context(ids, tf.ones_like(ids, dtype=tf.float32))
 
-            def in_process(jit_compile):
+            def in_process(jit_compile, precision=None):
+                model.matmul_precision = precision
                 sampler = sampling.compiled_sampler(model, jit_compile=jit_compile)
-                return lambda: sampler(batch, num_steps, 0.5, 0, context)[1].numpy()
 
-            def from_saved_model():
-                return saved.signatures["serving_default"](
+                def run():
+                    model.matmul_precision = precision  # read when the sampler is traced (its first call)
+                    try:
+                        return sampler(batch, num_steps, 0.5, 0, context)[1].numpy()
+                    finally:
+                        model.matmul_precision = None
+
+                return run
+
+            def from_saved_model(name):
+                signature = exports[name].signatures["serving_default"]
+                return lambda: signature(
                     text=tf.constant([TEXT] * batch), bias=tf.fill([batch], 0.5),
                     seed=tf.constant(0, tf.int64), max_steps=tf.constant(num_steps))["lengths"].numpy()
 
-            for name, fn in (
-                ("in process", in_process(False)),
-                ("in process, XLA", in_process(True)),
-                ("SavedModel", from_saved_model),
-            ):
+            samplers = [("in process", in_process(False)), ("in process, XLA", in_process(True))]
+            if machine.has_bfloat16():
+                samplers.append(("in process, XLA, bfloat16", in_process(True, "bfloat16")))
+            samplers += [("SavedModel", from_saved_model("saved")), ("SavedModel, XLA", from_saved_model("saved_xla"))]
+            for name, fn in samplers:
                 assert int(np.min(fn())) == num_steps  # no sample stopped early
                 seconds = time_call(fn, repeats)
                 rows.append((name, batch, num_steps / seconds, batch * num_steps / seconds))
@@ -101,14 +115,15 @@ def bandwidth_bound(model, repeats=500):
 
 
 def print_sampling_rows(rows):
-    print(f"{'sampler':<24}{'batch':>6}{'steps/s':>10}{'points/s':>11}")
+    print(f"{'sampler':<28}{'batch':>6}{'steps/s':>10}{'points/s':>11}")
     for name, batch, steps, points in rows:
-        print(f"{name:<24}{batch:>6}{steps:>10.0f}{points:>11.0f}")
+        print(f"{name:<28}{batch:>6}{steps:>10.0f}{points:>11.0f}")
 
 
 def main(argv):
     del argv
     rows = sampling_rows(FLAGS.sampling_steps, FLAGS.sampling_repeats)
+    print(machine_line())
     print_sampling_rows(rows)
     sampled = [r[2] for r in rows if r[1] == 1 and not r[0].startswith("memory")]
     print(f"batch1_steps_per_second: {max(sampled):.0f}")

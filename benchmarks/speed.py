@@ -18,7 +18,9 @@ steps, synthesis text 40 characters; text: 128 x 100), for:
   so that every matmul has the model's shape; text inputs are one-hot;
 * ``torch LSTM``: the same stack of ``torch.nn.LSTM`` layers, if PyTorch is
   installed (``pip install torch==2.13.0``), else "skipped";
-* with ``--xla_rows``: ``graves_tf, XLA``: the update compiled with XLA.
+* with ``--xla_rows``: ``graves_tf, XLA``: the update compiled with XLA;
+* ``graves_tf, bfloat16``: the default path with bfloat16 matmuls
+  (``--precision=bfloat16``), only on CPUs with AVX512_BF16 or AMX.
 
 Throughput is timesteps (sequence steps x batch) per second. GFLOP/s counts
 the dense multiply-adds of the equations (2 FLOPs each; one-hot inputs
@@ -26,8 +28,11 @@ counted as dense, elementwise work not counted), forward and backward as 3x
 the forward pass, the same count for every row of a configuration; "roof" is
 that rate over a 4096^3 fp32 matmul's rate measured in the same run.
 
-Then the sampling rows of ``benchmarks.sampling``. The last line reads
-``synthesis_vs_builtin: R``, the synthesis update's time over the keras LSTM
+Above the tables, the machine: CPU model, cores, which of AVX2/FMA/AVX-512/
+AVX512_BF16/AMX_BF16 ``/proc/cpuinfo`` lists, and TensorFlow's threads.
+Then the sampling rows of ``benchmarks.sampling``. The last lines read
+``synthesis_vs_builtin: R``, the synthesis update's time (default path) over
+the keras LSTM stack's, and ``synthesis_vs_torch: R``, over the torch
 stack's, same run.
 """
 
@@ -38,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from benchmarks import sampling as sampling_benchmark  # noqa: E402
-from benchmarks.common import synthetic_batch, time_call, time_model_train_step, time_train_step  # noqa: E402
+from benchmarks.common import machine_line, synthetic_batch, time_call, time_model_train_step, time_train_step  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["iam_synthesis", "iam_prediction_3x400", "ptb_char"], "Configs to time.")
@@ -141,7 +146,7 @@ def main(argv):
     del argv
     from absl import logging
 
-    from graves_tf import experiment
+    from graves_tf import experiment, machine
 
     logging.set_verbosity(logging.WARNING)
 
@@ -149,6 +154,7 @@ def main(argv):
     rows = []
     builtin_seconds = {}
     ours_seconds = {}
+    torch_seconds = {}
     for config in FLAGS.configs:
         spec = experiment.spec_from_config(config)
         model = experiment.build_model(spec)
@@ -164,13 +170,19 @@ def main(argv):
         model.stack.fused_backward = True
         if FLAGS.xla_rows:
             timings.append(("graves_tf, XLA", time_model_train_step(model, batch, FLAGS.timed_steps, jit_compile=True)))
+        if machine.has_bfloat16():
+            model.matmul_precision = "bfloat16"
+            timings.append(("graves_tf, bfloat16", time_model_train_step(model, batch, FLAGS.timed_steps)))
+            model.matmul_precision = None
         loss_fn, variables = keras_baseline(model, batch_size, num_steps)
         builtin_seconds[config] = time_train_step(loss_fn, variables, FLAGS.timed_steps)
         timings.append(("keras LSTM", builtin_seconds[config]))
-        timings.append(("torch LSTM", torch_baseline_seconds(model, batch_size, num_steps, FLAGS.timed_steps)))
+        torch_seconds[config] = torch_baseline_seconds(model, batch_size, num_steps, FLAGS.timed_steps)
+        timings.append(("torch LSTM", torch_seconds[config]))
         for name, seconds in timings:
             rows.append((config, f"{batch_size}x{num_steps}", name, seconds, batch_size * num_steps, flops))
 
+    print(machine_line())
     print(f"matmul roof: {roof:.1f} GFLOP/s (4096^3 fp32, TensorFlow)")
     header = f"{'config':<22}{'batch':>8}  {'implementation':<22}{'step s':>8}{'steps/s':>10}{'GFLOP/s':>9}{'roof':>6}{'vs keras':>10}"
     print(header)
@@ -190,7 +202,10 @@ def main(argv):
             sampling_benchmark.sampling_rows(FLAGS.sampling_steps, FLAGS.sampling_repeats)
         )
     if "iam_synthesis" in ours_seconds:
-        print(f"synthesis_vs_builtin: {ours_seconds['iam_synthesis'] / builtin_seconds['iam_synthesis']:.2f}")
+        ours = ours_seconds["iam_synthesis"]
+        print(f"synthesis_vs_builtin: {ours / builtin_seconds['iam_synthesis']:.2f}")
+        torch_time = torch_seconds["iam_synthesis"]
+        print(f"synthesis_vs_torch: {'skipped (torch not installed)' if torch_time is None else f'{ours / torch_time:.2f}'}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ r"""Exports a trained run as a SavedModel with sampling signatures.
     python -m export --model_dir=runs/synthesis --output=exported/synthesis/1
 
 The version folder (``.../1``) is the layout TF Serving expects. See
-``export/saved_model.py`` for the signatures.
+``export/saved_model.py`` for the signatures. ``--xla`` compiles the synthesis
+sampling loop with XLA inside the SavedModel (as fast as the in-process XLA
+sampler; TF Serving then needs ``--xla_cpu_compilation_enabled=true``).
 """
 
 import os
@@ -17,6 +19,7 @@ from absl import app, flags  # noqa: E402
 from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --checkpoint, --output)
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("xla", False, "Compile the synthesis sampling loop with XLA inside the SavedModel.")
 
 
 def main(argv):
@@ -32,7 +35,7 @@ def main(argv):
             model, config = pretrained.load_synthesizer()
         else:
             model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
-        export_run(model, config, FLAGS.output)
+        export_run(model, config, FLAGS.output, jit_compile=FLAGS.xla)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(str(error))
     print(f"exported {config['spec']['model']} from {config['checkpoint']} to {FLAGS.output}")

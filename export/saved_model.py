@@ -27,6 +27,17 @@ the text's batch size (no broadcasting); ``bias`` must be finite and >= 0;
 longest text (prime text included) is capped there, since the stop rule ends
 every sample by then.
 
+With ``jit_compile`` (``python -m export --xla``) the sampling loop of
+``serving_default`` and ``generate_primed`` is compiled by XLA inside the
+SavedModel: the checks and the text lookup run in the plain graph, which
+then calls a function marked for XLA compilation (compiled on its first call
+with each batch size, text length and ``max_steps``, then reused). Plain
+TensorFlow loads and runs it without graves_tf; TF Serving needs
+``--xla_cpu_compilation_enabled=true``. XLA draws other random numbers for a
+seed than the plain graph does, so such an export reproduces the in-process
+XLA sampler (``graves_tf.sampling.compiled_sampler(model, jit_compile=True)``),
+not the plain one.
+
 Text model signatures: ``sample`` (``prime`` [B] string, ``num_steps`` [] int32,
 ``temperature`` [] float32, ``seed`` [] int64 -> ``text`` [B] string, ``ids`` [B, N] int32)
 and ``log_prob`` (``text`` [B] string -> ``nats`` [B], ``symbols`` [B]).
@@ -91,9 +102,13 @@ class HandwritingExport(tf.Module):
     """The graph of a HandwritingSynthesizer with its alphabet and statistics."""
 
     def __init__(self, model, alphabet, offset_mean, offset_std, steps_per_character=DEFAULT_STEPS_PER_CHARACTER,
-                 point_stride=1):
+                 point_stride=1, jit_compile=False):
         super().__init__(name="graves_tf_handwriting")
         self._model = model
+        self.jit_compile = bool(jit_compile)
+        # The sampling loop, compiled by XLA when asked: it takes tensors only (no strings, tables, ragged
+        # tensors or asserts, which XLA cannot compile), so the signatures check and encode outside it.
+        self._sample = tf.function(self._sample_ids, jit_compile=True) if jit_compile else self._sample_ids
         self.model_variables = list(model.weights)
         self.alphabet_symbols = tf.constant(list(alphabet.symbols))
         # Every IAM-OnDB character has an id (as alphabet.encode gives it); any other is refused.
@@ -117,10 +132,6 @@ class HandwritingExport(tf.Module):
             ids = tf.identity(ids)
         mask = tf.ones_like(ids, dtype=tf.float32).to_tensor()
         return ids.to_tensor(), mask
-
-    def _context(self, text):
-        ids, mask = self._encode(text)
-        return self._model.window.context(ids, mask)
 
     def _normalise(self, strokes):
         return tf.concat([(strokes[..., :2] - self.offset_mean) / self.offset_std, strokes[..., 2:]], axis=-1)
@@ -151,16 +162,18 @@ class HandwritingExport(tf.Module):
             tf.debugging.assert_positive(max_steps, message="max_steps: must be at least 1"),
         ]
 
-    def _generate(self, text, bias, seed, max_steps, prime=None, prime_lengths=None):
-        batch = tf.shape(text)[0]
-        context = self._context(text)
-        # No sample outlives steps_per_character points per character of its text: a larger max_steps is capped.
-        longest = tf.cast(tf.reduce_max(tf.reduce_sum(context["text_mask"], axis=-1)), tf.int32)
-        max_steps = tf.minimum(max_steps, self.steps_per_character * longest)
-        strokes, lengths = sample_handwriting(
-            self._model, batch, max_steps, bias, seed, context,
+    def _sample_ids(self, ids, mask, bias, seed, max_steps, prime=None, prime_lengths=None):
+        return sample_handwriting(
+            self._model, tf.shape(ids)[0], max_steps, bias, seed, self._model.window.context(ids, mask),
             prime=prime, prime_lengths=prime_lengths, steps_per_character=self.steps_per_character,
         )
+
+    def _generate(self, text, bias, seed, max_steps, prime=None, prime_lengths=None):
+        ids, mask = self._encode(text)
+        # No sample outlives steps_per_character points per character of its text: a larger max_steps is capped.
+        longest = tf.cast(tf.reduce_max(tf.reduce_sum(mask, axis=-1)), tf.int32)
+        max_steps = tf.minimum(max_steps, self.steps_per_character * longest)
+        strokes, lengths = self._sample(ids, mask, bias, seed, max_steps, prime, prime_lengths)
         strokes = strokes[:, : tf.reduce_max(lengths)]  # as long as the longest sample
         return {"strokes": self._denormalise(strokes, lengths), "lengths": lengths}
 
@@ -266,13 +279,14 @@ class TextExport(tf.Module):
         return {"nats": nats, "symbols": lengths}
 
 
-def export_run(model, config, output_dir):
-    """Writes the SavedModel of a loaded run (see ``graves_tf.run_dir.load_run``)."""
+def export_run(model, config, output_dir, jit_compile=False):
+    """Writes the SavedModel of a loaded run (see ``graves_tf.run_dir.load_run``); ``jit_compile``: the
+    synthesis sampling loop compiled by XLA (see the module's docstring)."""
     spec = config["spec"]
     if spec["model"] == "handwriting_synthesizer":
         module = HandwritingExport(
             model, alphabet_lib.ALPHABETS[spec["alphabet"]], config["offset_mean"], config["offset_std"],
-            point_stride=spec.get("point_stride", 1),
+            point_stride=spec.get("point_stride", 1), jit_compile=jit_compile,
         )
         signatures = {
             "serving_default": module.generate,

@@ -148,6 +148,13 @@ flags.DEFINE_integer("seed", 0, "Random seed (train: weights, data order, noise;
 flags.DEFINE_bool(
     "verbose", False, "Also print TensorFlow's C++ start-up lines (oneDNN, CUDA probing), hidden otherwise."
 )
+flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ["float32", "bfloat16"],
+    "Matmul precision (train, write): bfloat16 multiplies in bfloat16 (CPUs with AVX512_BF16 or AMX; refused "
+    "elsewhere) with the state, window, loss and weights in float32.",
+)
 
 # Data.
 flags.DEFINE_string(

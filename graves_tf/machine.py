@@ -61,21 +61,22 @@ def has_bfloat16():
 
 
 def tensorflow_threads():
-    """``(intra-op, inter-op)`` threads TensorFlow uses; its 0 ("choose") is shown as the core count it picks."""
+    """``(intra-op, inter-op)`` thread settings of TensorFlow; 0 means its default (one per core it may use)."""
     import tensorflow as tf
 
-    intra = tf.config.threading.get_intra_op_parallelism_threads()
-    inter = tf.config.threading.get_inter_op_parallelism_threads()
-    return intra or core_count(), inter or core_count()
+    return (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
 
 
 def describe():
     """One line: ``machine: MODEL, N cores, flags avx2 avx512f ...; TensorFlow X threads intra-op, Y inter-op``."""
-    intra, inter = tensorflow_threads()
+    intra, inter = (n or f"{core_count()} (default)" for n in tensorflow_threads())
     flags = " ".join(cpu_flags()) or "none of " + "/".join(FLAGS_OF_INTEREST)
     return (
         f"machine: {cpu_model()}, {core_count()} cores, flags {flags}; "
-        f"TensorFlow {intra} threads intra-op, {inter} inter-op"
+        f"TensorFlow threads {intra} intra-op, {inter} inter-op"
     )
 
 

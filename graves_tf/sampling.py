@@ -235,7 +235,7 @@ def compiled_sampler(model, jit_compile=False, steps_per_character=DEFAULT_STEPS
     project's 2-core CPU XLA about doubles batch-1 sampling speed
     (``python -m benchmarks.speed``).
     """
-    key = (id(model), bool(jit_compile), int(steps_per_character))
+    key = (id(model), bool(jit_compile), int(steps_per_character), getattr(model, "matmul_precision", None))
     if key not in _COMPILED:
 
         @tf.function(reduce_retracing=True, jit_compile=jit_compile)

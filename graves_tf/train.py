@@ -69,13 +69,6 @@ flags.DEFINE_integer(
     PROBE_MIN_WEIGHTS,
     "--train_path=auto probes models of at least this many weights; smaller ones train on fused unprobed.",
 )
-flags.DEFINE_enum(
-    "precision",
-    "float32",
-    ["float32", "bfloat16"],
-    "Matmul precision: bfloat16 multiplies in bfloat16 (CPUs with AVX512_BF16 or AMX; refused elsewhere) "
-    "with the state, window, loss and weights in float32.",
-)
 
 
 def describe_experiment(spec):

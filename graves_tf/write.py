@@ -48,7 +48,7 @@ flags.DEFINE_enum(
     "(figs. 10, 14), or samples at biases 0, 0.5, 1, 2 (fig. 16).",
 )
 BIAS_ROWS = (0.0, 0.5, 1.0, 2.0)
-for _name in ("output", "seed", "model_dir", "checkpoint", "data_dir"):  # shared flags, listed by --help
+for _name in ("output", "seed", "model_dir", "checkpoint", "data_dir", "precision", "verbose"):  # shared flags, listed by --help
     flags.declare_key_flag(_name)
 
 
@@ -310,6 +310,14 @@ def main(argv):
     try:
         check_settings(FLAGS.bias, FLAGS.width, FLAGS.steps_per_character, output)
         model, config, where = load_model(FLAGS.model_dir, FLAGS.checkpoint)
+        if FLAGS.precision == "bfloat16":  # bfloat16 matmuls, float32 state and window (graves_tf.layers.precision)
+            from graves_tf import machine
+
+            try:
+                machine.check_bfloat16("--precision=bfloat16")
+            except ValueError as error:
+                raise WriteError(str(error)) from None
+            model.matmul_precision = "bfloat16"
         try:  # model flags on the command line must agree with the model's configuration
             experiment.spec_of_run(config["spec"], where)
         except ValueError as error:
