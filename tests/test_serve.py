@@ -263,18 +263,21 @@ def test_other_pages_may_not_call_unless_allowed(server):
 
 # -- many at once, on a real server ------------------------------------------------------------------------
 
-def _storm(url, count, body, timeout=120):
-    """``count`` requests at once, each on its own connection; the answers (status, JSON) or the exceptions."""
+def _storm(url, count, body, timeout=120, answers=None):
+    """``count`` requests at once, each on its own connection: their (status, JSON) answers, also appended
+    to ``answers`` as they come."""
     start = threading.Barrier(count)
+    answers = [] if answers is None else answers
 
     def one(_):
         with httpx.Client(timeout=timeout) as http:
             start.wait(timeout)
             response = http.post(url + PREDICT, json=body)
-            return response.status_code, response.json()
+            answers.append((response.status_code, response.json()))
 
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
-        return list(pool.map(one, range(count)))
+        list(pool.map(one, range(count)))
+    return answers
 
 
 class GatedServer(serve.SavedModelServer):
@@ -293,10 +296,13 @@ def test_fifty_requests_at_once_are_answered_or_told_busy_and_the_queue_is_bound
     body = {"inputs": REQUESTS["serving_default"]}
     with live_server(serve.make_app(gated, styles=[])) as url:
         results = []
-        storm = threading.Thread(target=lambda: results.extend(_storm(url, 50, body)))
+        storm = threading.Thread(target=_storm, args=(url, 50, body), kwargs={"answers": results})
         began = time.monotonic()
         storm.start()
-        time.sleep(3)  # every request is in: 3 admitted (1 sampling, 2 waiting), the others answered busy
+        # 3 are admitted (1 sampling, held at the gate, 2 waiting): every other one is answered busy at once
+        while sum(status == 503 for status, _ in list(results)) < 47 and time.monotonic() - began < 60:
+            time.sleep(0.1)
+        assert not any(status == 200 for status, _ in list(results))
         GatedServer.gate.set()
         storm.join(120)
         took = time.monotonic() - began
