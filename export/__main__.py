@@ -35,6 +35,7 @@ def main(argv):
             model, config = pretrained.load_synthesizer()
         else:
             model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+        experiment.spec_of_run(config["spec"], FLAGS.model_dir or "the shipped model")  # model flags must agree
         export_run(model, config, FLAGS.output, jit_compile=FLAGS.xla)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(str(error))

@@ -246,3 +246,9 @@ def test_the_prime_checks_pass_a_good_trace(tmp_path):
     assert np.all(np.isfinite(offsets))
     path = save_prime(tmp_path / "me.npy", np.array([[0, 0, 0], [3, 4, 1]], np.int64))
     np.testing.assert_array_equal(write.load_prime_strokes(str(path), [40.0, 37.0]), [[0, 0, 0], [3, 4, 1]])
+
+
+def test_export_refuses_a_model_flag_that_contradicts_the_run(tiny_run, tmp_path):
+    result = run("export", f"--model_dir={tiny_run}", f"--output={tmp_path / 'saved'}", "--num_mixtures=20")
+    refused(result, "these flags contradict it: --num_mixtures=20 (the run's: 3)")
+    assert not (tmp_path / "saved").exists()
