@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from graves_tf.layers import backend_ops
 from graves_tf.layers.scan import snapshot
 
 
@@ -114,7 +115,7 @@ class GaussianWindow(keras.layers.Layer):
     def window_parameters(self, hidden, weights=None):
         """Eq. 48: ``(batch, 3K)`` raw window parameters from the first hidden layer."""
         weights = weights or self.step_weights()
-        return ops.matmul(hidden, weights["kernel"]) + weights["bias"]
+        return backend_ops.matmul(hidden, weights["kernel"]) + weights["bias"]
 
     def context(self, text, text_mask):
         """Turns character ids ``(batch, U)`` and their mask into the step's context."""

@@ -17,6 +17,8 @@ dL(x)/d(.) of its own sequence) and scales the gradients afterwards.
 
 from keras import ops
 
+from graves_tf.layers import backend_ops
+
 
 def clip_gradient(x, limit):
     """Identity in the forward pass; clips the incoming derivative to [-limit, limit].
@@ -46,7 +48,7 @@ def _clip_gradient_fn(limit):
             def grad(*args, upstream=None):
                 if upstream is None:
                     (upstream,) = args
-                return ops.clip(upstream, -limit, limit)
+                return backend_ops.clip(upstream, limit)
 
             return ops.copy(x), grad
 

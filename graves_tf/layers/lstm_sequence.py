@@ -23,6 +23,8 @@ version spends far fewer operations per timestep.
 
 from keras import ops
 
+from graves_tf.layers import backend_ops
+from graves_tf.layers.custom_gradient import custom_gradient
 from graves_tf.layers.gaussian_window import soft_window
 from graves_tf.layers.gradient_clipping import clip_gradient
 from graves_tf.layers.precision import current as matmul_dtype
@@ -48,15 +50,15 @@ def peephole_lstm_step(z, c_prev, weights, clip=None):
     z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
     i = ops.sigmoid(clip_gradient(z_i + weights["peephole_input"] * c_prev, clip))  # (7)
     f = ops.sigmoid(clip_gradient(z_f + weights["peephole_forget"] * c_prev, clip))  # (8)
-    g = ops.tanh(clip_gradient(z_c, clip))
+    g = backend_ops.tanh(clip_gradient(z_c, clip))
     c = f * c_prev + i * g  # (9)
     o = ops.sigmoid(clip_gradient(z_o + weights["peephole_output"] * c, clip))  # (10)
-    tanh_c = ops.tanh(c)
+    tanh_c = backend_ops.tanh(c)
     return i, f, g, o, c, tanh_c, o * tanh_c  # (11)
 
 
 def _clip(x, limit):
-    return x if limit is None else ops.clip(x, -limit, limit)
+    return x if limit is None else backend_ops.clip(x, limit)
 
 
 def _select(mask, new, old):
@@ -146,7 +148,7 @@ def _cached(make, clip):
 
 
 def _lstm_sequence(clip, dtype=None):
-    @ops.custom_gradient
+    @custom_gradient
     def run(z_seq, mask_seq, h0, c0, kernel, p_i, p_f, p_o):
         peepholes = (p_i, p_f, p_o)
         kernel_mm = for_matmul(kernel, dtype)  # cast once, outside the loop (bfloat16 only)
@@ -162,8 +164,7 @@ def _lstm_sequence(clip, dtype=None):
             forward, (h0, c0), (z_seq, mask_seq)
         )
 
-        def grad(*args, upstream=None):
-            dh_seq, dh_last, dc_last = args if upstream is None else upstream
+        def grad(dh_seq, dh_last, dc_last):
             c_prev_seq = _shift(c0, c_carry_seq)
             kernel_t = for_matmul(ops.transpose(kernel), dtype)
 
@@ -246,7 +247,7 @@ def _soft_window_backward(window_params, kappa, dw, dphi, dphi_end, dkappa, text
 
 
 def _windowed_lstm_sequence(clip, dtype=None):
-    @ops.custom_gradient
+    @custom_gradient
     def run(z_seq, mask_seq, h0, c0, kappa0, w0, kernel, p_i, p_f, p_o, window_kernel, window_bias, onehot, text_mask):
         peepholes = (p_i, p_f, p_o)
         kernel_mm = for_matmul(kernel, dtype)  # the window's own matmuls stay float32
@@ -256,7 +257,7 @@ def _windowed_lstm_sequence(clip, dtype=None):
             z_x, m = xs
             z = z_x + matmul(ops.concatenate([w_prev, h_prev], axis=-1), kernel_mm, dtype)
             h, c, tanh_c, gates = _forward_lstm(z, c_prev, peepholes)
-            params = ops.matmul(h, window_kernel) + window_bias
+            params = backend_ops.matmul(h, window_kernel) + window_bias
             window = soft_window(params, kappa_prev, onehot, text_mask)
             new = (h, c, window["kappa"], window["w"])
             carry_next = tuple(_select(m, a, b) for a, b in zip(new, carry))
@@ -268,8 +269,7 @@ def _windowed_lstm_sequence(clip, dtype=None):
         gates_seq, c_new_seq, tanh_c_seq, params_seq, kappa_new_seq = ys[4:9]
         h_carry_seq, c_carry_seq, _, w_carry_seq = ys[9:]
 
-        def grad(*args, upstream=None):
-            upstream = args if upstream is None else upstream
+        def grad(*upstream):
             dh_seq, dw_seq, dphi_seq, dphi_end_seq = (
                 _or_zeros(g, like) for g, like in zip(upstream[:4], (h_seq, w_seq, phi_seq, phi_end_seq))
             )
@@ -285,7 +285,7 @@ def _windowed_lstm_sequence(clip, dtype=None):
                 d_params, dkappa_prev = _soft_window_backward(
                     params, kappa, dy_w + m * dw_carry, dy_phi, dy_phi_end, m * dkappa_carry, onehot, text_mask
                 )
-                dh = dy_h + m * dh_carry + ops.matmul(d_params, window_kernel_t)
+                dh = dy_h + m * dh_carry + backend_ops.matmul(d_params, window_kernel_t)
                 dz, dc_prev = _lstm_step_backward(dh, m * dc_carry, gates, c_prev, tanh_c, peepholes, clip)
                 d_inputs = matmul(dz, kernel_t, dtype)
                 keep = 1.0 - m
@@ -304,7 +304,7 @@ def _windowed_lstm_sequence(clip, dtype=None):
             dz_seq, d_params_seq = _reverse(dz_rev), _reverse(d_params_rev)
             recurrent_inputs_seq = ops.concatenate([_shift(w0, w_carry_seq), _shift(h0, h_carry_seq)], axis=-1)
             weight_grads = _weight_gradients(recurrent_inputs_seq, dz_seq, c_prev_seq, c_new_seq, dtype)
-            d_window_kernel = ops.matmul(ops.transpose(_flat(h_seq)), _flat(d_params_seq))
+            d_window_kernel = backend_ops.matmul(ops.transpose(_flat(h_seq)), _flat(d_params_seq))
             d_window_bias = ops.sum(_flat(d_params_seq), axis=0)
             return (
                 dz_seq, ops.zeros_like(mask_seq), dh0, dc0, dkappa0, dw0, *weight_grads,

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from graves_tf.layers import backend_ops
 from graves_tf.layers.gradient_clipping import clip_gradient, validate_clip
 from graves_tf.layers.precision import matmul
 
@@ -54,7 +55,7 @@ def mixture_parameters(y_hat, bias=0.0):
         "mu2": parts["mu2"],
         "log_sigma1": parts["sigma1_hat"] - bias,
         "log_sigma2": parts["sigma2_hat"] - bias,
-        "rho": ops.tanh(rho_hat),
+        "rho": backend_ops.tanh(rho_hat),
         "log_one_minus_rho2": _log_one_minus_tanh_squared(rho_hat),
     }
 

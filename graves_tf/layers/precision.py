@@ -22,6 +22,8 @@ import contextlib
 import keras
 from keras import ops
 
+from graves_tf.layers import backend_ops
+
 PRECISIONS = ("float32", "bfloat16")
 _ACTIVE = [None]  # None: plain matmuls (float32, or whatever the operands are)
 CONTEXT = "context"  # the ``dtype`` argument meaning: the precision in force (None means plain)
@@ -70,5 +72,5 @@ def matmul(a, b, dtype=CONTEXT):
     dtype = current() if dtype == CONTEXT else dtype
     kinds = {keras.backend.standardize_dtype(a.dtype), keras.backend.standardize_dtype(b.dtype)}
     if dtype is None or not kinds <= {"float32", dtype}:  # off, or float64 operands (tests): untouched
-        return ops.matmul(a, b)
+        return backend_ops.matmul(a, b)
     return ops.cast(ops.matmul(for_matmul(a, dtype), for_matmul(b, dtype)), "float32")

@@ -43,7 +43,8 @@ class SoftmaxHead(keras.layers.Layer):
 
     def loss(self, logits, targets, mask=None):
         """Eq. 13 per sequence: ``(batch, T, K), (batch, T) ids -> (batch,)`` nats."""
-        nll = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        # In the logits' dtype: JAX with 64-bit types on computes float32 logits' loss in float64.
+        nll = ops.cast(ops.sparse_categorical_crossentropy(targets, logits, from_logits=True), logits.dtype)
         if mask is not None:
             nll = nll * ops.cast(mask, nll.dtype)
         return ops.sum(nll, axis=-1)

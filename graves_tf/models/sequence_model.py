@@ -56,7 +56,21 @@ class SequenceModel(keras.Model):
     def initial_state(self, batch_size):
         return self.stack.initial_state(batch_size)
 
+    def __call__(self, *args, **kwargs):
+        if keras.backend.backend() != "torch":
+            return super().__call__(*args, **kwargs)
+        # On PyTorch, Layer.__call__ runs torch.nn.Module.__call__, which
+        # calls self.forward: that one call must be Keras's dispatch to call().
+        object.__setattr__(self, "_dispatching", True)
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            object.__setattr__(self, "_dispatching", False)
+
     def forward(self, batch, initial_state=None, training=None):
+        if getattr(self, "_dispatching", False):  # torch.nn.Module.__call__, see __call__
+            object.__setattr__(self, "_dispatching", False)
+            return self.call(batch, initial_state=initial_state, training=training)
         inputs = batch["inputs"]
         mask = sequence_mask(batch, "mask", "lengths", ops.shape(inputs)[1], self.compute_dtype)
         with precision.matmul_precision(self.matmul_precision):
