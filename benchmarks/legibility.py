@@ -1,9 +1,14 @@
 r"""Legibility and the end-of-text rule of a synthesis model, measured with OCR.
 
-    python -m benchmarks.legibility --data_dir=~/tensorflow_datasets          # the shipped model
-    python -m benchmarks.legibility --model_dir=runs/synthesis --data_dir=...
+    python -m benchmarks.legibility                                   # novel sentences, the shipped model
+    python -m benchmarks.legibility --model_dir=runs/synthesis --checkpoint=...
+    python -m benchmarks.legibility --suite=validation --data_dir=~/tensorflow_datasets
 
-Legibility: ``--num_lines`` validation lines of IAM-OnDB (spread evenly over
+``--suite=novel`` (the default): sentences the model never saw, at several
+biases, unprimed and with every shipped style; see
+:mod:`benchmarks.novel_legibility`. Releases are chosen by it.
+
+``--suite=validation`` compares samples with real IAM-OnDB lines. Legibility: ``--num_lines`` validation lines of IAM-OnDB (spread evenly over
 the split) are rendered with ``drawing.rasterize`` and read by Tesseract
 (``tesseract`` on the PATH; Debian: ``apt install tesseract-ocr``). The same
 sentences are then sampled at bias ``--bias`` (unprimed) and rendered and read
@@ -21,14 +26,12 @@ last character (argmax_u phi(t, u) = U).
 """
 
 import os
-import shutil
-import subprocess
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.ocr import Reader, character_error_rate, normalise_text  # noqa: E402
 from graves_tf import write  # noqa: E402  (defines --model_dir, --data_dir, --seed, ...)
 
 FLAGS = flags.FLAGS
@@ -42,45 +45,12 @@ flags.DEFINE_integer("sample_batch_size", 20, "Lines sampled at once.")
 flags.DEFINE_float("ocr_scale", 0.1, "Pixels per whiteboard unit of the OCR renderings.")
 flags.DEFINE_integer("ocr_line_width", 2, "Pen width in pixels of the OCR renderings.")
 flags.DEFINE_string("images_dir", None, "Also keep the rendered lines here.")
-
-
-def edit_distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[:], i
-        for j, cb in enumerate(b, 1):
-            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
-    return row[-1]
-
-
-def normalise_text(text):
-    return " ".join(text.split())
-
-
-class Reader:
-    """Renders offsets and reads them back with Tesseract (one text line per image)."""
-
-    def __init__(self, scale, line_width, images_dir=None):
-        if shutil.which("tesseract") is None:
-            raise SystemExit("tesseract is not on the PATH (Debian/Ubuntu: apt install tesseract-ocr)")
-        self.scale, self.line_width = scale, line_width
-        self.folder = images_dir or tempfile.mkdtemp(prefix="legibility_")
-        os.makedirs(self.folder, exist_ok=True)
-
-    def read(self, offsets, name):
-        from graves_tf import drawing
-
-        path = os.path.join(self.folder, f"{name}.png")
-        drawing.rasterize(offsets, self.scale, self.line_width).save(path)
-        result = subprocess.run(["tesseract", path, "stdout", "--psm", "7"], capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"tesseract failed on {path}: {result.stderr.strip()}")
-        return normalise_text(result.stdout)
-
-
-def character_error_rate(pairs):
-    errors = sum(edit_distance(read, truth) for read, truth in pairs)
-    return errors / sum(len(truth) for _, truth in pairs)
+flags.DEFINE_enum("suite", "novel", ["novel", "validation"], "Novel sentences, or IAM-OnDB validation lines.")
+flags.DEFINE_list("biases", ["0", "0.5", "0.75", "1"], "Novel suite: the biases sampled.")
+flags.DEFINE_list("styles", None, "Novel suite: the shipped styles to prime with (default: all; 'none': unprimed only).")
+flags.DEFINE_integer("finish_stroke_steps", 0, "Novel suite: points the pen may take to finish its stroke after the stop rule.")
+flags.DEFINE_integer("end_delay_steps", 0, "Novel suite: points written after the stop rule before a pen-up may end the line.")
+flags.DEFINE_string("results_json", None, "Novel suite: also write the results, with this command, to this file.")
 
 
 def validation_lines(data_dir, count, alphabet):
@@ -121,6 +91,39 @@ def tail_points(model, config, text, offsets):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.suite == "novel":
+        return novel_main()
+    return validation_main()
+
+
+def novel_main():
+    import sys
+
+    from benchmarks import novel_legibility
+    from graves_tf import pretrained
+
+    reader = Reader(FLAGS.ocr_scale, FLAGS.ocr_line_width, FLAGS.images_dir)
+    model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+    if FLAGS.styles is None:
+        styles = [s["name"] for s in pretrained.list_styles()]
+    else:
+        styles = [s for s in FLAGS.styles if s != "none"]
+    sentences = novel_legibility.novel_sentences()
+    biases = [float(b) for b in FLAGS.biases]
+    print(f"model: {where} ({config['checkpoint']}); OCR: tesseract --psm 7, {reader.folder}")
+    print(f"{len(sentences)} novel sentences; biases {', '.join(FLAGS.biases)}; styles: {', '.join(styles) or 'none'}")
+    results = novel_legibility.run(
+        model, config, reader, sentences, biases, styles, FLAGS.seed, FLAGS.sample_batch_size,
+        sample_options=dict(
+            finish_stroke_steps=FLAGS.finish_stroke_steps, end_delay_steps=FLAGS.end_delay_steps,
+        ),
+    )
+    novel_legibility.print_tables(results)
+    if FLAGS.results_json:
+        novel_legibility.save(results, FLAGS.results_json, " ".join(["python -m benchmarks.legibility"] + sys.argv[1:]))
+
+
+def validation_main():
     from graves_tf import alphabet as alphabet_lib
 
     reader = Reader(FLAGS.ocr_scale, FLAGS.ocr_line_width, FLAGS.images_dir)

@@ -24,6 +24,67 @@ def offsets_to_strokes(offsets):
     return [s for s in strokes if len(s)]
 
 
+def straighten(strokes):
+    """Rotates a line's strokes about their centre so that the least-squares line
+    through all its points is horizontal (a slanting baseline made level)."""
+    if not strokes:
+        return strokes
+    points = np.concatenate(strokes)
+    if len(points) < 2 or np.ptp(points[:, 0]) == 0:
+        return strokes
+    slope = np.polyfit(points[:, 0], points[:, 1], 1)[0]
+    angle = -np.arctan(slope)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = points.mean(axis=0)
+    return [(stroke - centre) @ rotation.T + centre for stroke in strokes]
+
+
+def denoise(strokes, window=5, order=2):
+    """Savitzky-Golay smoothing of each stroke's x and y: the tablet's jitter
+    removed, the shape kept (strokes shorter than the window are left as they are)."""
+    from scipy.signal import savgol_filter
+
+    smoothed = []
+    for stroke in strokes:
+        if len(stroke) >= window:
+            stroke = np.stack([savgol_filter(stroke[:, k], window, order, mode="nearest") for k in range(2)], axis=1)
+        smoothed.append(stroke)
+    return smoothed
+
+
+def curve_points(stroke, per_segment=6):
+    """Points along the smooth curve that :func:`smooth_path` draws through a
+    stroke (quadratic Beziers through the midpoints), for raster renderers."""
+    stroke = np.asarray(stroke, np.float64)
+    if len(stroke) < 3:
+        return stroke
+    out = [stroke[:1]]
+    start = stroke[0]
+    u = np.linspace(0, 1, per_segment + 1)[1:, None]
+    for control, following in zip(stroke[1:-1], stroke[2:]):
+        end = (control + following) / 2
+        out.append((1 - u) ** 2 * start + 2 * (1 - u) * u * control + u**2 * end)
+        start = end
+    out.append(np.linspace(start, stroke[-1], per_segment + 1)[1:])
+    return np.concatenate(out)
+
+
+def prepared_strokes(offsets, smooth=True, level=True):
+    """The strokes of a line as they are drawn: jitter smoothed and baseline
+    levelled by default (``smooth``, ``level``)."""
+    strokes = offsets_to_strokes(offsets)
+    if smooth:
+        strokes = denoise(strokes)
+    if level:
+        strokes = straighten(strokes)
+    return strokes
+
+
+def baseline(strokes):
+    """Where a line's letters sit: the 80th percentile of its points' y (y down)."""
+    return float(np.percentile(np.concatenate(strokes)[:, 1], 80)) if strokes else 0.0
+
+
 def render_array(offsets, title=None, width=8.0, line_width=1.5):
     """Renders offsets to an ``(H, W, 4)`` uint8 RGBA image (y axis pointing down, as on the whiteboard)."""
     import matplotlib
@@ -47,15 +108,17 @@ def render_array(offsets, title=None, width=8.0, line_width=1.5):
     return (image * 255).astype(np.uint8)
 
 
-def rasterize(offsets, scale=0.25, line_width=3, margin=20):
+def rasterize(offsets, scale=0.25, line_width=3, margin=20, smooth=True, level=True):
     """A line of handwriting as a white ``PIL.Image`` (mode "L") with black strokes.
 
     ``scale`` is pixels per whiteboard unit, so lines drawn with the same
     scale keep their relative sizes (for OCR, real and sampled lines alike).
+    Strokes are drawn as :func:`save_lines` draws them (:func:`prepared_strokes`,
+    smooth curves).
     """
     from PIL import Image, ImageDraw
 
-    strokes = offsets_to_strokes(offsets)
+    strokes = [curve_points(s) for s in prepared_strokes(offsets, smooth, level)]
     if not strokes:
         return Image.new("L", (2 * margin, 2 * margin), 255)
     points = np.concatenate(strokes)
@@ -83,32 +146,49 @@ def smooth_path(points):
     return " ".join(commands)
 
 
-def lines_to_svg(lines, line_height=None, margin=40.0, stroke_width=2.5, scale=0.5):
-    """An SVG document of one or more lines of offsets, stacked down the page.
+def page_layout(lines, smooth=True, level=True, line_spacing=None):
+    """Places lines of offsets on one page, at one scale: ``(strokes, height, width)``.
+
+    Each line is drawn as :func:`prepared_strokes` prepares it, moved so that
+    it starts at x = 0 and its baseline lies ``line_spacing`` whiteboard units
+    below the one before (default: 1.6 x the tallest line's height above its
+    baseline, at least 1.2 x the tallest line), so every line keeps its size
+    relative to the others.
+    """
+    prepared = [prepared_strokes(offsets, smooth, level) for offsets in lines]
+    extents = []
+    for strokes in prepared:
+        points = np.concatenate(strokes) if strokes else np.zeros((1, 2))
+        extents.append((points.min(axis=0), points.max(axis=0), baseline(strokes) if strokes else 0.0))
+    above = max([base - lo[1] for lo, hi, base in extents] + [1.0])
+    below = max([hi[1] - base for lo, hi, base in extents] + [0.0])
+    spacing = line_spacing or max(1.6 * above, 1.2 * (above + below))
+    placed, width = [], 0.0
+    for row, (strokes, (lo, hi, base)) in enumerate(zip(prepared, extents)):
+        shift = np.array([-lo[0], above + row * spacing - base])
+        placed.append([stroke + shift for stroke in strokes])
+        width = max(width, hi[0] - lo[0])
+    height = above + (len(lines) - 1) * spacing + below
+    return placed, height, width
+
+
+def lines_to_svg(lines, margin=40.0, stroke_width=2.5, scale=0.5, smooth=True, level=True, line_spacing=None):
+    """An SVG document of one or more lines of offsets, stacked down the page at one scale.
 
     Args:
         lines: list of ``(T, 3)`` offsets in whiteboard units (y pointing down).
-        line_height: vertical distance between lines (default: from the lines' extents).
+        stroke_width: pen width in SVG pixels.
         scale: whiteboard units to SVG pixels.
+        smooth, level: see :func:`prepared_strokes`.
+        line_spacing: baseline to baseline, whiteboard units (default: :func:`page_layout`'s).
     """
-    placed, top, width = [], margin, 0.0
-    extents = []
-    for offsets in lines:
-        strokes = offsets_to_strokes(offsets)
-        points = np.concatenate(strokes) if strokes else np.zeros((1, 2))
-        extents.append((strokes, points.min(axis=0), points.max(axis=0)))
-    heights = [(hi - lo)[1] * scale for _, lo, hi in extents]
-    step = line_height if line_height is not None else max(heights + [1.0]) * 1.15
-    for strokes, lo, hi in extents:
-        paths = [smooth_path((s - lo) * scale + [margin, top]) for s in strokes]
-        placed.extend(paths)
-        width = max(width, (hi - lo)[0] * scale)
-        top += step
-    total_width, total_height = width + 2 * margin, top - step + max(heights + [1.0]) + margin
+    placed, height, width = page_layout(lines, smooth, level, line_spacing)
+    paths = [smooth_path(stroke * scale + margin) for strokes in placed for stroke in strokes]
+    total_width, total_height = width * scale + 2 * margin, height * scale + 2 * margin
     body = "\n".join(
         f'  <path d="{d}" fill="none" stroke="black" stroke-width="{stroke_width}" '
         'stroke-linecap="round" stroke-linejoin="round"/>'
-        for d in placed
+        for d in paths
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width:.0f}" height="{total_height:.0f}" '
@@ -117,12 +197,14 @@ def lines_to_svg(lines, line_height=None, margin=40.0, stroke_width=2.5, scale=0
     )
 
 
-def save_lines(lines, path, **kwargs):
-    """Writes lines of offsets to ``path``: ``.svg`` as plain SVG, ``.png`` through matplotlib."""
+def save_lines(lines, path, stroke_width=2.5, smooth=True, level=True, line_spacing=None):
+    """Writes lines of offsets to ``path`` as one page at one scale: ``.svg`` as
+    plain SVG, ``.png`` through matplotlib; strokes drawn as smooth curves,
+    ``stroke_width`` in SVG pixels (the PNG's pen is as wide relative to the letters)."""
     path = str(path)
     if path.lower().endswith(".svg"):
         with open(path, "w") as f:
-            f.write(lines_to_svg(lines, **kwargs))
+            f.write(lines_to_svg(lines, stroke_width=stroke_width, smooth=smooth, level=level, line_spacing=line_spacing))
         return path
     if path.lower().endswith(".png"):
         import matplotlib
@@ -130,13 +212,22 @@ def save_lines(lines, path, **kwargs):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        figure, axes = plt.subplots(len(lines), 1, figsize=(10, 1.6 * len(lines)), squeeze=False)
-        for ax, offsets in zip(axes[:, 0], lines):
-            for stroke in offsets_to_strokes(offsets):
-                ax.plot(stroke[:, 0], -stroke[:, 1], "k-", linewidth=1.5, solid_capstyle="round")
-            ax.set_aspect("equal")
-            ax.axis("off")
-        figure.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
+        placed, height, width = page_layout(lines, smooth, level, line_spacing)
+        scale = 0.5  # SVG pixels per whiteboard unit, as lines_to_svg
+        inches = 10.0 / max(width * scale + 80, 1.0)  # the PNG is 10 inches wide
+        figure = plt.figure(figsize=(10, max(0.5, (height * scale + 80) * inches)))
+        axes = figure.add_axes([0, 0, 1, 1])
+        for strokes in placed:
+            for stroke in strokes:
+                curve = curve_points(stroke)
+                axes.plot(curve[:, 0], -curve[:, 1], "k-", linewidth=stroke_width * inches * 72,
+                          solid_capstyle="round", solid_joinstyle="round")
+        margin = 40 / scale
+        axes.set_xlim(-margin, width + margin)
+        axes.set_ylim(-(height + margin), margin)
+        axes.set_aspect("equal")
+        axes.axis("off")
+        figure.savefig(path, dpi=120, facecolor="white")
         plt.close(figure)
         return path
     raise ValueError(f"output must end in .svg or .png, got {path!r}")

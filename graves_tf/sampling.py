@@ -48,6 +48,9 @@ def sample_handwriting(
     prime_lengths=None,
     steps_per_character=DEFAULT_STEPS_PER_CHARACTER,
     use_stop_rule=None,
+    finish_stroke_steps=0,
+    end_delay_steps=0,
+    return_positions=False,
 ):
     """Samples pen offsets from a handwriting model.
 
@@ -68,11 +71,25 @@ def sample_handwriting(
             never fires.
         use_stop_rule: stop each sample by the rule of section 5.3 (default:
             on for a synthesizer).
+        finish_stroke_steps: when the rule fires with the pen still down,
+            keep sampling until the pen lifts, for at most this many more
+            points, so the stroke under way (the tail of the last letter) is
+            completed; 0 stops at once, as the paper's rule does.
+        end_delay_steps: after the rule fires, write at least this many more
+            points before stopping at a pen-up (the window runs a little ahead
+            of the pen, so the last letter may still be unwritten when it
+            passes the text's end); the sample stops at most
+            ``end_delay_steps + finish_stroke_steps`` points after the rule.
+        return_positions: synthesis: also return where the window was at
+            each sampled point.
 
     Returns:
         ``(strokes, lengths)``: ``(batch, max_steps, 3)`` normalised sampled
         offsets (the priming part excluded; zeros after a sample's end) and
-        ``(batch,)`` the number of sampled steps of each.
+        ``(batch,)`` the number of sampled steps of each; with
+        ``return_positions`` also ``(batch, max_steps)`` int32, the character
+        the window weighted most (argmax_u phi(t, u)) when each point was
+        sampled.
     """
     if use_stop_rule is None:
         use_stop_rule = context is not None
@@ -95,25 +112,33 @@ def sample_handwriting(
     # priming point prime[t] while t < prime_length, a sample afterwards.
     weights = model.step_weights()
 
-    def body(t, x, state, done, counts, outputs):
+    def body(t, x, state, done, counts, finishing, extra, outputs, positions):
         y_hat, state, extras = model.step(x, state, context, weights)
         sampled = sample_mixture_from_noise(y_hat, *step_noise(seed, t, batch_size, dtype), bias=bias)
         priming = t < prime_lengths
         x_next = tf.where(priming[:, None], tf.gather(prime, tf.minimum(t, prime_steps - 1), axis=1), sampled)
         active = tf.logical_and(tf.logical_not(done), tf.logical_not(priming))
         emit = active
-        if use_stop_rule:  # x_{t+1} ends the sequence: emit nothing more
-            emit = tf.logical_and(active, tf.logical_not(finished_writing(extras["phi"], extras["phi_end"])))
+        if use_stop_rule:  # x_{t+1} ends the sequence, unless the pen is still finishing its stroke
+            fired = tf.logical_and(active, finished_writing(extras["phi"], extras["phi_end"]))
+            finishing = tf.logical_or(finishing, fired)
+            pen_up = x[:, 2] > 0.5
+            lifted = tf.logical_and(pen_up, extra >= end_delay_steps)
+            stop = tf.logical_and(finishing, tf.logical_or(lifted, extra >= end_delay_steps + finish_stroke_steps))
+            emit = tf.logical_and(active, tf.logical_not(stop))
+            extra = extra + tf.cast(tf.logical_and(finishing, emit), tf.int32)
         counts = counts + tf.cast(emit, tf.int32)
         done = tf.logical_or(done, tf.logical_and(active, tf.logical_not(emit)))
         done = tf.logical_or(done, counts >= cap)
         written = tf.where(emit[:, None], sampled, tf.zeros_like(sampled))
-        return t + 1, x_next, state, done, counts, outputs.write(t, written)
+        if return_positions:
+            positions = positions.write(t, tf.cast(tf.argmax(extras["phi"], axis=-1), tf.int32))
+        return t + 1, x_next, state, done, counts, finishing, extra, outputs.write(t, written), positions
 
-    def cond(t, x, state, done, counts, outputs):
+    def cond(t, x, state, done, counts, finishing, extra, outputs, positions):
         return tf.logical_and(t < total_steps, tf.logical_not(tf.reduce_all(done)))
 
-    _, _, _, _, counts, outputs = tf.while_loop(
+    _, _, _, _, counts, _, _, outputs, positions = tf.while_loop(
         cond,
         body,
         (
@@ -122,15 +147,22 @@ def sample_handwriting(
             model.initial_state(batch_size),
             cap <= 0,
             tf.zeros((batch_size,), tf.int32),
+            tf.zeros((batch_size,), tf.bool),
+            tf.zeros((batch_size,), tf.int32),
             tf.TensorArray(dtype, size=buffer_steps, element_shape=(_static(batch_size), 3)),
+            tf.TensorArray(tf.int32, size=buffer_steps if return_positions else 1, element_shape=(_static(batch_size),)),
         ),
     )
     emitted = tf.transpose(outputs.stack(), [1, 0, 2])  # (batch, iterations, 3)
     emitted = tf.pad(emitted, [[0, 0], [0, 1], [0, 0]])  # at least one column to gather from
-    positions = tf.minimum(prime_lengths[:, None] + tf.range(max_steps)[None, :], tf.shape(emitted)[1] - 1)
-    strokes = tf.gather(emitted, positions, batch_dims=1)
+    positions_index = tf.minimum(prime_lengths[:, None] + tf.range(max_steps)[None, :], tf.shape(emitted)[1] - 1)
+    strokes = tf.gather(emitted, positions_index, batch_dims=1)
     keep = tf.range(max_steps)[None, :] < counts[:, None]
-    return tf.where(keep[..., None], strokes, tf.zeros_like(strokes)), counts
+    strokes = tf.where(keep[..., None], strokes, tf.zeros_like(strokes))
+    if not return_positions:
+        return strokes, counts
+    where = tf.pad(tf.transpose(positions.stack(), [1, 0]), [[0, 0], [0, 1]])
+    return strokes, counts, tf.where(keep, tf.gather(where, positions_index, batch_dims=1), tf.zeros_like(keep, tf.int32))
 
 
 def sample_text(model, prime_ids, num_steps, temperature=1.0, seed=0, num_symbols=None, sentence_end=None):
@@ -225,7 +257,10 @@ def sample_image_fn(offset_mean, offset_std, text="the quick brown fox", max_ste
 _COMPILED = {}
 
 
-def compiled_sampler(model, jit_compile=False, steps_per_character=DEFAULT_STEPS_PER_CHARACTER):
+def compiled_sampler(
+    model, jit_compile=False, steps_per_character=DEFAULT_STEPS_PER_CHARACTER, finish_stroke_steps=0,
+    end_delay_steps=0, return_positions=False,
+):
     """:func:`sample_handwriting` as a ``tf.function`` cached per model:
     ``(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None)``.
 
@@ -235,14 +270,16 @@ def compiled_sampler(model, jit_compile=False, steps_per_character=DEFAULT_STEPS
     project's 2-core CPU XLA about doubles batch-1 sampling speed
     (``python -m benchmarks.speed``).
     """
-    key = (id(model), bool(jit_compile), int(steps_per_character), getattr(model, "matmul_precision", None))
+    key = (id(model), bool(jit_compile), int(steps_per_character), int(finish_stroke_steps), int(end_delay_steps),
+           bool(return_positions), getattr(model, "matmul_precision", None))  # a traced graph keeps its precision
     if key not in _COMPILED:
 
         @tf.function(reduce_retracing=True, jit_compile=jit_compile)
         def sampler(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None):
             return sample_handwriting(
                 model, batch_size, max_steps, bias, seed, context, prime=prime, prime_lengths=prime_lengths,
-                steps_per_character=steps_per_character,
+                steps_per_character=steps_per_character, finish_stroke_steps=finish_stroke_steps,
+                end_delay_steps=end_delay_steps, return_positions=return_positions,
             )
 
         def call(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None):

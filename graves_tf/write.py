@@ -34,7 +34,9 @@ from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --out
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_float("bias", 0.5, "Probability bias b (eqs. 61-62): 0 unbiased, larger is neater.")
+DEFAULT_BIAS = 0.5  # chosen by benchmarks.legibility on novel sentences (docs/handwriting.md)
+
+flags.DEFINE_float("bias", DEFAULT_BIAS, "Probability bias b (eqs. 61-62): 0 unbiased, larger is neater.")
 flags.DEFINE_integer("width", 50, "Wrap lines at this many characters.")
 flags.DEFINE_integer("steps_per_character", 40, "Stop a line after this many pen points per character.")
 flags.DEFINE_string("style", None, "Imitate a shipped style (see --list_styles).")
@@ -47,10 +49,10 @@ flags.DEFINE_enum(
     "Also save a picture of the first line: its window weights (fig. 13), predicted densities "
     "(figs. 10, 14), or samples at biases 0, 0.5, 1, 2 (fig. 16).",
 )
+flags.DEFINE_float("stroke_width", 2.5, "Pen width in SVG pixels (the letters are about 20 pixels high).")
 BIAS_ROWS = (0.0, 0.5, 1.0, 2.0)
 for _name in ("output", "seed", "model_dir", "checkpoint", "data_dir", "precision", "verbose"):  # shared flags, listed by --help
     flags.declare_key_flag(_name)
-
 
 
 class WriteError(ValueError):
@@ -183,7 +185,8 @@ def at_model_rate(offsets, config):
     return downsample_strokes(offsets, config["spec"].get("point_stride", 1)).numpy()
 
 
-def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, steps_per_character=40):
+def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, steps_per_character=40,
+                 finish_stroke_steps=0, end_delay_steps=0):
     """Samples one line of handwriting per text, as one batch.
 
     Returns ``(offsets, stopped)``: a list of ``(T, 3)`` offsets in whiteboard
@@ -191,6 +194,9 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
     before the cap of ``steps_per_character`` points per character of its
     text. With ``prime`` (IAM-rate offsets at the model's rate) and
     ``prime_text``, every line continues that handwriting (section 5.5).
+    ``finish_stroke_steps`` and ``end_delay_steps`` let the pen finish the
+    last letter after the rule fires (:func:`graves_tf.sampling.sample_handwriting`;
+    measured in docs/handwriting.md: off by default).
     """
     import numpy as np
     import tensorflow as tf
@@ -200,7 +206,10 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
 
     alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
     mean, std = np.asarray(config["offset_mean"]), np.asarray(config["offset_std"])
-    sampler = sampling.compiled_sampler(model, steps_per_character=steps_per_character)
+    sampler = sampling.compiled_sampler(
+        model, steps_per_character=steps_per_character, finish_stroke_steps=finish_stroke_steps,
+        end_delay_steps=end_delay_steps, return_positions=True,
+    )
     full = [(prime_text + " " + t) if prime_text else t for t in texts]
     ids = [alphabet.encode(t) for t in full]
     width = max(len(i) for i in ids)
@@ -211,30 +220,56 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
     context = model.window.context(tf.constant(text), tf.constant(mask))
     max_steps = steps_per_character * width
     if prime is None:
-        strokes, counts = sampler(len(texts), max_steps, bias, seed, context)
+        strokes, counts, positions = sampler(len(texts), max_steps, bias, seed, context)
     else:
         normalised = np.array(prime, np.float64)
         normalised[:, :2] = (normalised[:, :2] - mean) / std
         primes = np.repeat(normalised[None].astype(np.float32), len(texts), axis=0)
         lengths = np.full((len(texts),), len(normalised), np.int32)
-        strokes, counts = sampler(len(texts), max_steps, bias, seed, context, tf.constant(primes), tf.constant(lengths))
-    counts = counts.numpy()
+        strokes, counts, positions = sampler(
+            len(texts), max_steps, bias, seed, context, tf.constant(primes), tf.constant(lengths)
+        )
+    counts, positions = counts.numpy(), positions.numpy()
     offsets = [sampling.denormalise(s[:n], mean, std) for s, n in zip(strokes.numpy(), counts)]
+    if prime_text:  # the new text starts after the priming text and its space
+        offsets = [drop_strokes_before(o, p[:len(o)], len(prime_text) + 1) for o, p in zip(offsets, positions)]
     return offsets, [bool(n < steps_per_character * len(i)) for n, i in zip(counts, ids)]
 
 
-def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, steps_per_character=40):
+def drop_strokes_before(offsets, positions, first_character):
+    """Removes the strokes of a primed sample that end before the window reaches
+    ``first_character`` (the last touches of the priming text: a stray dot or
+    comma at the start of the line); the points kept stay where they were."""
+    import numpy as np
+
+    reached = np.flatnonzero(np.asarray(positions) >= first_character)
+    if not len(reached) or not len(offsets):
+        return offsets
+    ends = np.flatnonzero(offsets[:, 2] > 0.5)
+    earlier = ends[ends < reached[0]]
+    if not len(earlier):
+        return offsets
+    start = int(earlier[-1]) + 1
+    if start >= len(offsets):
+        return offsets
+    kept = np.array(offsets[start:], np.float64)
+    kept[0, :2] += offsets[:start, :2].sum(axis=0)
+    return kept
+
+
+def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, steps_per_character=40, **ending):
     """Samples every line; a list of (T, 3) offsets in whiteboard units.
 
     Without ``prime`` the first line is written unprimed and the others are
-    primed with it, so a page keeps one style.
+    primed with it, so a page keeps one style. ``ending``: the
+    ``finish_stroke_steps`` and ``end_delay_steps`` of :func:`sample_lines`.
     """
     if prime is not None:
-        return sample_lines(model, config, lines, bias, seed, prime, prime_text, steps_per_character)[0]
-    first = sample_lines(model, config, lines[:1], bias, seed, steps_per_character=steps_per_character)[0]
+        return sample_lines(model, config, lines, bias, seed, prime, prime_text, steps_per_character, **ending)[0]
+    first = sample_lines(model, config, lines[:1], bias, seed, steps_per_character=steps_per_character, **ending)[0]
     if len(lines) == 1:
         return first
-    rest = sample_lines(model, config, lines[1:], bias, seed, first[0], lines[0], steps_per_character)[0]
+    rest = sample_lines(model, config, lines[1:], bias, seed, first[0], lines[0], steps_per_character, **ending)[0]
     return first + rest
 
 
@@ -309,6 +344,8 @@ def main(argv):
     output = FLAGS.output or "handwriting.svg"
     try:
         check_settings(FLAGS.bias, FLAGS.width, FLAGS.steps_per_character, output)
+        if not math.isfinite(FLAGS.stroke_width) or FLAGS.stroke_width <= 0:
+            raise WriteError(f"--stroke_width must be a positive number of pixels, got {FLAGS.stroke_width}")
         model, config, where = load_model(FLAGS.model_dir, FLAGS.checkpoint)
         if FLAGS.precision == "bfloat16":  # bfloat16 matmuls, float32 state and window (graves_tf.layers.precision)
             from graves_tf import machine
@@ -348,7 +385,7 @@ def main(argv):
             check_text(FLAGS.prime_text, alphabet_lib.ALPHABETS[config["spec"]["alphabet"]])
             prime, prime_text = load_prime_strokes(FLAGS.prime_strokes, config["offset_std"]), FLAGS.prime_text
         written = write_lines(model, config, lines, FLAGS.bias, FLAGS.seed, prime, prime_text, FLAGS.steps_per_character)
-        drawing.save_lines(written, output)
+        drawing.save_lines(written, output, stroke_width=FLAGS.stroke_width)
         print(f"wrote {len(lines)} line(s) to {output}")
         if FLAGS.plot:
             stem = os.path.splitext(output)[0]
