@@ -47,7 +47,9 @@ setup(
         # tests/test_serve*.py: httpx for Starlette's test client, Playwright to drive the system Chromium
         # (it never downloads a browser: the tests skip without /usr/bin/chromium).
         "test": ["pytest>=7", "pytest-xdist>=3", "dill>=0.3", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6",
-                 *SERVE, "httpx>=0.27", "playwright>=1.40"],
+                 *SERVE, "httpx>=0.27", "playwright>=1.40",
+                 # tests/test_backends.py: the models under Keras's JAX and PyTorch backends (docs/backends.md).
+                 "jax[cpu]>=0.4.30", "torch==2.13.0"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -18,6 +18,11 @@ steps, synthesis text 40 characters; text: 128 x 100), for:
   so that every matmul has the model's shape; text inputs are one-hot;
 * ``torch LSTM``: the same stack of ``torch.nn.LSTM`` layers, if PyTorch is
   installed (``pip install torch==2.13.0``), else "skipped";
+* synthesis only, with ``--backend_rows`` (the default): ``graves_tf, JAX (XLA)``
+  (XLA on the CPU) and ``graves_tf, PyTorch``: the same model and batch trained by
+  ``graves_tf.backends.Trainer`` (Adam) under ``KERAS_BACKEND=jax`` and
+  ``torch``, each in a subprocess (``benchmarks.backend_speed``), "skipped"
+  where the backend is not installed;
 * with ``--xla_rows``: ``graves_tf, XLA``: the update compiled with XLA;
 * ``graves_tf, bfloat16``: the default path with bfloat16 matmuls
   (``--precision=bfloat16``), only on CPUs with AVX512_BF16 or AMX.
@@ -42,6 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks import backend_speed  # noqa: E402
 from benchmarks import sampling as sampling_benchmark  # noqa: E402
 from benchmarks.common import machine_line, synthetic_batch, time_call, time_model_train_step, time_train_step  # noqa: E402
 
@@ -55,6 +61,9 @@ flags.DEFINE_integer("text_batch", 128, "Text: sequences per batch.")
 flags.DEFINE_integer("text_length", 100, "Text: steps per sequence.")
 flags.DEFINE_bool("xla_rows", False, "Also time the graves_tf update compiled with XLA.")
 flags.DEFINE_bool("sampling_rows", True, "Also time sampling.")
+flags.DEFINE_bool(
+    "backend_rows", True, "Synthesis: also time the update under the JAX and PyTorch Keras backends (if installed)."
+)
 
 
 def forward_flops_per_step(model, text_length):
@@ -179,6 +188,9 @@ def main(argv):
         timings.append(("keras LSTM", builtin_seconds[config]))
         torch_seconds[config] = torch_baseline_seconds(model, batch_size, num_steps, FLAGS.timed_steps)
         timings.append(("torch LSTM", torch_seconds[config]))
+        if FLAGS.backend_rows and spec.model == "handwriting_synthesizer":
+            for backend, name in backend_speed.BACKENDS.items():  # same batch, each in its own process
+                timings.append((name, backend_speed.run_backend(backend, config, batch, FLAGS.timed_steps)))
         for name, seconds in timings:
             rows.append((config, f"{batch_size}x{num_steps}", name, seconds, batch_size * num_steps, flops))
 

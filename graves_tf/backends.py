@@ -41,13 +41,18 @@ def numpy_batches(dataset, max_batches=None):
         yield batch
 
 
+# What the models read of a batch (graves_tf.models.sequence_model); the pipelines' other keys
+# (a text stream's "reset" and "segment") are bookkeeping for graves_tf.train.
+MODEL_KEYS = ("inputs", "targets", "mask", "lengths", "text", "text_mask", "text_lengths")
+
+
 def _as_model_inputs(model, batch):
-    """Floats in the model's dtype, integers as int32."""
+    """The model's keys of ``batch``: floats in the model's dtype, integers as int32."""
+    if "inputs" not in batch or "targets" not in batch:
+        raise ValueError(f"a batch needs 'inputs' and 'targets', got keys {sorted(batch)}")
     dtype = model.compute_dtype
-    return {
-        key: np.asarray(value, dtype if np.asarray(value).dtype.kind == "f" else "int32")
-        for key, value in batch.items()
-    }
+    arrays = {key: np.asarray(batch[key]) for key in MODEL_KEYS if key in batch}
+    return {key: value.astype(dtype if value.dtype.kind == "f" else "int32") for key, value in arrays.items()}
 
 
 class Trainer:
