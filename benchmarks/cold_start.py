@@ -3,8 +3,9 @@ r"""What the cold start of ``python -m graves_tf.write "Hello world" -o hello.sv
     python -m benchmarks.cold_start [--text="Hello world"] [--repeats=3]
 
 Each repeat runs, in a new Python process, the stages ``graves_tf.write``
-goes through, timing each: the interpreter's start, ``import tensorflow``,
-the rest of the imports (Keras, graves_tf, absl flags), building the model,
+goes through, timing each: the interpreter's start, ``import tensorflow``
+(with its device discovery), Keras and graves_tf's layers, the rest of the
+imports (``graves_tf.write`` and what it needs, absl flags), building the model,
 loading the shipped weights, tracing the compiled sampler (its first call,
 less a second identical call), sampling (the second call), and drawing the
 SVG. Then it times the command itself, ``python -m graves_tf.write TEXT -o
@@ -30,8 +31,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("text", "Hello world", "What to write.")
 flags.DEFINE_integer("repeats", 3, "New processes per measurement.")
 
-STAGES = ("interpreter", "import tensorflow", "other imports", "build model", "load weights", "trace sampler",
-          "sample", "draw")
+STAGES = ("interpreter", "import tensorflow", "import keras, graves_tf", "other imports", "build model",
+          "load weights", "trace sampler", "sample", "draw")
 
 # Run in a new process: prints one JSON line of stage -> seconds.
 _DRIVER = textwrap.dedent("""
@@ -39,9 +40,12 @@ _DRIVER = textwrap.dedent("""
     started = float(sys.argv[1])
     times = {"interpreter": time.time() - started}
     t = time.perf_counter()
-    from graves_tf import _quiet
-    _quiet.import_tensorflow()
+    import tensorflow as tf
+    tf.config.list_physical_devices()
     times["import tensorflow"] = time.perf_counter() - t
+    t = time.perf_counter()
+    import graves_tf
+    times["import keras, graves_tf"] = time.perf_counter() - t
     t = time.perf_counter()
     from absl import flags
     from graves_tf import drawing, experiment, pretrained, write

@@ -12,35 +12,95 @@ point descriptor 2 at a temporary file while TensorFlow is imported and its
 devices are listed (which is where the CUDA lines come from), then to copy
 back every line that is not one of these: anything else TensorFlow or
 Python says on import still reaches stderr.
+
+Later, when a graph first runs, TensorFlow's oneDNN layer logs (at ERROR
+level, so ``TF_CPP_MIN_LOG_LEVEL=2`` shows it) ``oneDNN supports DT_INT32
+only on platforms with AVX-512. Falling back to the default Eigen-based
+implementation``, even on CPUs with AVX-512. For the command-line tools
+(``python -m graves_tf.write``, ``graves_tf.train``, ``graves_tf.evaluate``,
+``export``; :data:`TOOLS`) :func:`filter_stderr` therefore sends descriptor
+2 through a ``grep -v`` child process for the rest of the run: every other
+line passes unchanged, and a crash loses nothing (the child prints what the
+pipe holds, then sees it close).
 """
 
+import atexit
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 
-NOISE = re.compile(
-    r"All log messages before absl::InitializeLog"
-    r"|port\.cc:\d+\] oneDNN custom operations"
-    r"|cudart_stub\.cc:\d+\]"
-    r"|cuda_platform\.cc:\d+\] failed call to cuInit"
-    r"|cuda_diagnostics\.cc"
-    r"|cpu_feature_guard\.cc:\d+\]"
-    r"|^To enable the following instructions: .*rebuild TensorFlow"
-    r"|Unable to register cu(DNN|FFT|BLAS) factory"
-    r"|TF-TRT Warning: Could not find TensorRT"
-)
+# One extended regular expression, for Python's re and for grep -E alike.
+NOISE_PATTERN = "|".join([
+    "All log messages before absl::InitializeLog",
+    r"port\.cc:[0-9]+] oneDNN custom operations",
+    r"cudart_stub\.cc:[0-9]+]",
+    r"cuda_platform\.cc:[0-9]+] failed call to cuInit",
+    r"cuda_diagnostics\.cc",
+    r"cpu_feature_guard\.cc:[0-9]+]",
+    "^To enable the following instructions: .*rebuild TensorFlow",
+    "Unable to register cu(DNN|FFT|BLAS) factory",
+    "TF-TRT Warning: Could not find TensorRT",
+    r"util\.cc:[0-9]+] oneDNN supports DT_INT32 only on platforms with AVX-512",
+])
+NOISE = re.compile(NOISE_PATTERN)
+TOOLS = ("graves_tf.write", "graves_tf.train", "graves_tf.evaluate", "export")
 
 
 def verbose():
     return "--verbose" in sys.argv[1:] or os.environ.get("GRAVES_TF_VERBOSE", "") not in ("", "0")
 
 
+def running_tool():
+    """Whether this process is ``python -m TOOL`` for one of :data:`TOOLS`."""
+    argv = getattr(sys, "orig_argv", [])
+    return any(a == "-m" and b in TOOLS for a, b in zip(argv, argv[1:]))
+
+
+def filter_stderr():
+    """Sends descriptor 2 through ``grep -v NOISE`` for the rest of the process (no-op without grep)."""
+    grep = shutil.which("grep")
+    if grep is None:
+        return
+    try:
+        sys.stderr.flush()
+        original = os.dup(2)
+        read, write = os.pipe()
+    except (OSError, ValueError):
+        return
+    child = subprocess.Popen(
+        [grep, "--line-buffered", "-v", "-E", NOISE_PATTERN], stdin=read, stdout=original, stderr=original,
+        close_fds=True,
+    )
+    os.close(read)
+    os.dup2(write, 2)
+    os.close(write)
+
+    def finish():  # at exit: close the pipe, let grep print what is left, then put descriptor 2 back
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(original, 2)
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        os.close(original)
+
+    atexit.register(finish)
+
+
 def import_tensorflow():
-    """``import tensorflow`` (and its device discovery) with the start-up lines above filtered from stderr."""
+    """``import tensorflow`` (and its device discovery) with the start-up lines above filtered from stderr;
+    in a command-line tool (:func:`running_tool`) the filter then stays on (:func:`filter_stderr`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules or verbose():
         return
+    if running_tool():
+        filter_stderr()
     try:
         sys.stderr.flush()
         saved = os.dup(2)

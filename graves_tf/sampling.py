@@ -274,7 +274,9 @@ def compiled_sampler(
            bool(return_positions), getattr(model, "matmul_precision", None))  # a traced graph keeps its precision
     if key not in _COMPILED:
 
-        @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+        # autograph=False: the loop is an explicit tf.while_loop and the model's step has no Python control
+        # flow on tensors, so AutoGraph would only rewrite ~120 functions' source (most of a cold trace).
+        @tf.function(reduce_retracing=True, jit_compile=jit_compile, autograph=False)
         def sampler(batch_size, max_steps, bias, seed, context, prime=None, prime_lengths=None):
             return sample_handwriting(
                 model, batch_size, max_steps, bias, seed, context, prime=prime, prime_lengths=prime_lengths,
