@@ -79,6 +79,7 @@ def sampling_rows(num_steps, repeats, batch_sizes=(1, 32)):
 
             samplers = [("in process", in_process(False)), ("in process, XLA", in_process(True))]
             if machine.has_bfloat16():
+                samplers.append(("in process, bfloat16", in_process(False, "bfloat16")))
                 samplers.append(("in process, XLA, bfloat16", in_process(True, "bfloat16")))
             samplers += [("SavedModel", from_saved_model("saved")), ("SavedModel, XLA", from_saved_model("saved_xla"))]
             for name, fn in samplers:

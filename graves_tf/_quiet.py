@@ -50,7 +50,8 @@ TOOLS = ("graves_tf.write", "graves_tf.train", "graves_tf.evaluate", "export")
 
 
 def verbose():
-    return "--verbose" in sys.argv[1:] or os.environ.get("GRAVES_TF_VERBOSE", "") not in ("", "0")
+    asked = {"--verbose", "--verbose=true", "--verbose=True", "--verbose=1"} & set(sys.argv[1:])
+    return bool(asked) or os.environ.get("GRAVES_TF_VERBOSE", "") not in ("", "0")
 
 
 def running_tool():

@@ -82,7 +82,9 @@ def gradient_function(model, path):
     jit_compile = apply_path(model, path)
     variables = model.trainable_variables
 
-    @tf.function(jit_compile=jit_compile or None)
+    # autograph=False: the layers have no Python control flow on tensors (their loops are tf.while_loop),
+    # and AutoGraph's rewriting of their source would be most of the probe's tracing time.
+    @tf.function(jit_compile=jit_compile or None, autograph=False)
     def loss_and_gradients(batch):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(model(batch, training=True))
