@@ -13,7 +13,8 @@ on TensorFlow and compares:
   unclipped ones agree too;
 * ``forward``, ``call`` and ``step`` return the same structure and values;
 * a few updates with Adam and with the paper's RMSProp on the PTB builder's
-  dummy data (the input pipeline's batches as NumPy) lower the loss;
+  dummy data (the input pipeline's batches as NumPy) lower the loss, by as
+  much as the same updates on TensorFlow;
 * the saved run loads into the TensorFlow model, scores the batches as the
   backend did, and ``python -m export`` writes a SavedModel from it.
 
@@ -105,10 +106,14 @@ def write_cases(folder):
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     """The cases file, TensorFlow's results on it, and the training batches."""
-    path, batches, initial_losses = write_cases(tmp_path_factory.mktemp("backend_cases"))
+    if not any(importlib.util.find_spec(module) for module in BACKEND_MODULES.values()):
+        pytest.skip("neither JAX nor PyTorch is installed (pip install -e '.[test]' installs both)")
+    folder = tmp_path_factory.mktemp("backend_cases")
+    path, batches, initial_losses = write_cases(folder)
     loaded = np.load(path)
     reference = {}
     backend_checks.model_checks(loaded, reference)
+    backend_checks.training_checks(loaded, reference, str(folder))  # graves_tf.backends.Trainer on TensorFlow
     return {"path": path, "npz": loaded, "tf": reference, "initial_losses": initial_losses, "batches": batches}
 
 
@@ -196,6 +201,15 @@ def test_a_few_updates_lower_the_loss(cases, backend, optimizer):
     after = float(np.sum(results[f"train/{optimizer}/final_losses"]))
     assert np.all(np.isfinite(results[f"train/{optimizer}/step_losses"]))
     assert after < 0.9 * before, f"{name} {optimizer}: loss {before:.3f} -> {after:.3f}"
+
+
+@pytest.mark.parametrize("optimizer", sorted(backend_checks.TRAIN_RATES))
+def test_the_updates_are_tensorflows(cases, backend, optimizer):
+    """The same losses, update after update, as graves_tf.backends.Trainer on TensorFlow (float32)."""
+    name, results, _ = backend
+    got = results[f"train/{optimizer}/step_losses"]
+    want = cases["tf"][f"train/{optimizer}/step_losses"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=f"{name} {optimizer}")
 
 
 def test_the_saved_run_loads_into_tensorflow_and_exports(cases, backend, tmp_path):
