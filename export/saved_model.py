@@ -31,7 +31,8 @@ With ``jit_compile`` (``python -m export --xla``) the sampling loop of
 ``serving_default`` and ``generate_primed`` is compiled by XLA inside the
 SavedModel: the checks and the text lookup run in the plain graph, which
 then calls a function marked for XLA compilation (compiled on its first call
-with each batch size, text length and ``max_steps``, then reused). Plain
+with each batch size, text width rounded up to a multiple of 16 characters,
+and ``max_steps`` if it is below 40 times that width; then reused). Plain
 TensorFlow loads and runs it without graves_tf; TF Serving needs
 ``--xla_cpu_compilation_enabled=true``. XLA draws other random numbers for a
 seed than the plain graph does, so such an export reproduces the in-process
@@ -96,6 +97,9 @@ def _lengths_checks(name, lengths, strokes, strokes_name):
         [f"{strokes_name}: the third value of each point, end of stroke, must be 0 or 1"],
     ))
     return checks
+
+
+TEXT_BUCKET = 16  # with jit_compile: texts are padded to a multiple of this many characters
 
 
 class HandwritingExport(tf.Module):
@@ -172,6 +176,15 @@ class HandwritingExport(tf.Module):
         ids, mask = self._encode(text)
         # No sample outlives steps_per_character points per character of its text: a larger max_steps is capped.
         longest = tf.cast(tf.reduce_max(tf.reduce_sum(mask, axis=-1)), tf.int32)
+        if self.jit_compile:
+            # XLA compiles once per shape and max_steps: texts padded to a multiple of TEXT_BUCKET characters
+            # (masked out: the same samples) and max_steps capped for that width, not the text's own length
+            # (each sample keeps its own cap), so a call with a large max_steps compiles once per batch size
+            # and text bucket.
+            width = tf.shape(ids)[1]
+            longest = (width + TEXT_BUCKET - 1) // TEXT_BUCKET * TEXT_BUCKET
+            ids = tf.pad(ids, [[0, 0], [0, longest - width]])
+            mask = tf.pad(mask, [[0, 0], [0, longest - width]])
         max_steps = tf.minimum(max_steps, self.steps_per_character * longest)
         strokes, lengths = self._sample(ids, mask, bias, seed, max_steps, prime, prime_lengths)
         strokes = strokes[:, : tf.reduce_max(lengths)]  # as long as the longest sample

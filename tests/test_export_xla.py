@@ -98,3 +98,16 @@ def test_a_process_without_graves_tf_runs_it_and_gets_the_in_process_xla_strokes
         assert np.all(out["strokes"][row, n:] == 0)
     assert 0 <= int(out["primed"][0]) <= 40
     assert "bias: every bias must be >= 0" in str(out["refused"])  # checked before the compiled loop
+
+
+def test_texts_of_one_16_character_bucket_share_one_compiled_loop(exported):
+    """Padded to 16 characters with max_steps capped for that width: one trace (one XLA program) for both."""
+    from export.saved_model import HandwritingExport
+
+    folder, _ = exported
+    model, config = run_dir.load_run(str(folder / "run"))
+    module = HandwritingExport(model, alphabet.PAPER, config["offset_mean"], config["offset_std"], jit_compile=True)
+    for text in ("ab", "hello there"):
+        out = module.generate(tf.constant([text]), tf.constant([0.5]), tf.constant(1, tf.int64), tf.constant(10**6))
+        assert 0 < int(out["lengths"][0]) <= 40 * len(text)  # each sample keeps its own text's cap
+    assert module._sample.experimental_get_tracing_count() == 1
