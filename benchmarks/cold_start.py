@@ -105,10 +105,10 @@ def main(argv):
         command = [run_command(folder) for _ in range(FLAGS.repeats)]
     medians = {name: statistics.median(s[name] for s in stages) for name in STAGES}
     total = sum(medians.values())
-    print(f"{'stage':<20}{'seconds':>9}{'share':>8}")
+    print(f"{'stage':<26}{'seconds':>9}{'share':>8}")
     for name in STAGES:
-        print(f"{name:<20}{medians[name]:>9.2f}{medians[name] / total:>8.0%}")
-    print(f"{'sum of stages':<20}{total:>9.2f}")
+        print(f"{name:<26}{medians[name]:>9.2f}{medians[name] / total:>8.0%}")
+    print(f"{'sum of stages':<26}{total:>9.2f}")
     print(f"write_cold_seconds: {statistics.median(command):.2f}")
 
 

@@ -73,7 +73,7 @@ def filter_stderr():
         return
     child = subprocess.Popen(
         [grep, "--line-buffered", "-v", "-E", NOISE_PATTERN], stdin=read, stdout=original, stderr=original,
-        close_fds=True,
+        close_fds=True, start_new_session=True,  # Ctrl-C reaches the tool (which saves and reports), not grep
     )
     os.close(read)
     os.dup2(write, 2)
