@@ -38,7 +38,7 @@ def problem(path):
     if not tf.io.gfile.glob(path + ".data-*"):
         return f"its data file {path}.data-00000-of-00001 is missing"
     try:
-        reader = tf.train.load_checkpoint(path)
+        reader = tf.compat.v1.train.NewCheckpointReader(path)  # as run_dir.checkpoint_reader (ram://)
         for key in reader.get_variable_to_shape_map():
             reader.get_tensor(key)  # reads the bytes and checks their checksum
     except (IndexError, ValueError, tf.errors.OpError) as error:

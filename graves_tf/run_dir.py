@@ -4,6 +4,9 @@
 :class:`~graves_tf.experiment.ModelSpec`, the offset normalisation statistics
 of handwriting data, the vocabulary of text data); :func:`load_run` rebuilds
 the model from it and restores a checkpoint.
+
+Every file goes through ``tf.io.gfile``, so ``MODEL_DIR`` may be a ``gs://``
+(or any TensorFlow file system's) folder as well as a local one.
 """
 
 import contextlib
@@ -34,11 +37,15 @@ def training_lock(model_dir):
     the second one is refused with the first one's process id. The lock is
     an advisory ``flock`` on an open file, so it goes with its process: a
     killed run leaves no stale lock. Where ``fcntl`` does not exist
-    (Windows) nothing is locked.
+    (Windows), and in a folder on another file system (``gs://``,
+    ``ram://``: no lock there goes with its process), nothing is locked.
     """
     try:
         import fcntl
     except ImportError:
+        yield
+        return
+    if is_remote(model_dir):
         yield
         return
     os.makedirs(model_dir, exist_ok=True)
@@ -68,6 +75,11 @@ def training_lock(model_dir):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def is_remote(path):
+    """Whether ``path`` is on a file system of TensorFlow's (``gs://``, ``ram://``, ...), not a local path."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
 def save_run_config(model_dir, spec, bundle=None):
     """Writes the model configuration (and data statistics) of a run."""
     config = {"spec": dataclasses.asdict(spec)}
@@ -79,9 +91,11 @@ def save_run_config(model_dir, spec, bundle=None):
             config["vocabulary"] = bundle.vocabulary.symbols
             config["end_of_line"] = bundle.vocabulary.end_of_line
             config["sentences"] = bundle.sentences
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-        json.dump(config, f, indent=2)
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+        f.write(json.dumps(config, indent=2))
     return config
 
 
@@ -100,6 +114,8 @@ def checkpoint_path(model_dir, which="best"):
 
     if which not in ("best", "latest"):
         return which
+    import tensorflow as tf
+
     from graves_tf import checkpoint_files
 
     folders = ["best", "checkpoints"] if which == "best" else ["checkpoints"]
@@ -114,7 +130,7 @@ def checkpoint_path(model_dir, which="best"):
         if found:
             return found
     released = os.path.join(model_dir, RELEASED_WEIGHTS)
-    if os.path.exists(released):
+    if tf.io.gfile.exists(released):
         return released
     raise FileNotFoundError(f"no checkpoint in {model_dir} (looked in {', '.join(folders)})")
 
@@ -139,22 +155,29 @@ def restore_weights(model, path):
         ) from None
 
 
+def checkpoint_reader(path):
+    """A reader of checkpoint ``path`` (its prefix, ``.../ckpt-N``), on any file system.
+
+    ``tf.train.load_checkpoint`` takes a path that is a folder for the folder's
+    latest checkpoint, and TensorFlow's ``ram://`` file system calls every
+    prefix of a file a folder; the reader is opened on the prefix directly."""
+    import tensorflow as tf
+
+    return tf.compat.v1.train.NewCheckpointReader(path)
+
+
 def _variable_key(name):
     return f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def checkpoint_step(path):
     """The training update a checkpoint was saved at (an averaged one: its last)."""
-    import tensorflow as tf
-
-    return int(tf.train.load_variable(path, _variable_key("step")))
+    return int(checkpoint_reader(path).get_tensor(_variable_key("step")))
 
 
 def averaged_steps(path):
     """The updates whose weights a checkpoint averages (graves_tf.average_checkpoints), or None."""
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(path)
+    reader = checkpoint_reader(path)
     key = _variable_key(AVERAGED_STEPS)
     return [int(s) for s in reader.get_tensor(key)] if reader.has_tensor(key) else None
 
@@ -166,11 +189,11 @@ def load_run(model_dir, checkpoint="best"):
     from graves_tf import experiment
 
     path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(
             f"{path} not found: {model_dir} is not a graves_tf training run (python -m graves_tf.train writes it)"
         )
-    with open(path) as f:
+    with tf.io.gfile.GFile(path) as f:
         config = json.load(f)
     spec = experiment.ModelSpec(**config["spec"])
     model = experiment.build_model(spec)

@@ -102,9 +102,9 @@ def describe_experiment(spec):
 
 def training_batches(bundle, jit_compile=None):
     """``epoch -> dataset`` of training batches; compiled with XLA (``jit_compile``, default --jit_compile)
-    padded to a few fixed shapes."""
+    or on a TPU (which compiles every update with XLA) padded to a few fixed shapes."""
     jit_compile = FLAGS.jit_compile if jit_compile is None else jit_compile
-    if not jit_compile:
+    if not (jit_compile or FLAGS.strategy == "tpu"):
         return bundle.make_epoch
     from graves_tf.data.text import pad_to_stable_shapes
 
@@ -270,7 +270,8 @@ def train_in_model_dir(spec, strategy):
         )
     except ValueError as error:
         sys.exit(f"bad configuration: {error}")
-    run_dir.save_run_config(FLAGS.model_dir, spec, bundle)
+    if trainer.is_chief:  # the other workers of a multi-worker run write nothing in the run folder
+        run_dir.save_run_config(FLAGS.model_dir, spec, bundle)
     try:
         resumed = trainer.restore()
     except checkpoint_files.UnreadableCheckpoint as error:

@@ -6,6 +6,19 @@ each sequence's own dL(x)/d(.)), scaled by 1 / global batch size, applied by
 the optimizer if the loss and the gradients are finite. Everything runs under
 a ``tf.distribute`` strategy; the step is a ``tf.function``.
 
+Under a strategy with several replicas (devices, workers) each global batch
+is cut into one slice of rows per replica (:func:`split_for_replicas`; a text
+stream's replica keeps its rows, so each carries its own streams' state from
+segment to segment); the gradients are summed across replicas once, by the
+trainer, which logs the norm of that sum, the gradient it applies. Weight
+noise is drawn once per update and shared by all replicas (see
+:mod:`graves_tf.weight_noise`). In a multi-worker run only the chief writes
+the run folder (checkpoints, ``best/``, summaries, samples); the other workers
+save their copies of each checkpoint to a worker-local temporary folder and
+delete them, and every worker resumes from the chief's checkpoints
+(docs/distributed.md). Every path goes through ``tf.io.gfile``, so a
+``gs://`` or ``ram://`` folder works as a local one.
+
 Checkpoints (``tf.train.CheckpointManager``) hold the model, the optimizer,
 the step, the data position (epoch and batch within it), the adaptive weight
 noise posterior, the best validation loss and the validations since it (the
@@ -20,7 +33,9 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import signal
+import tempfile
 import time
 
 import keras
@@ -74,12 +89,55 @@ class DataSource:
         self.global_batch_size = global_batch_size
 
 
+def is_chief(strategy):
+    """Whether this process writes the run folder: every process but the non-chief workers of a multi-worker run."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
 def folder_lock(model_dir, strategy):
-    """:func:`run_dir.training_lock` on ``model_dir``, except for multi-worker
-    runs, whose processes write one folder by design."""
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    """:func:`run_dir.training_lock` on ``model_dir`` by the process that writes it: the chief of a
+    multi-worker run (its other workers write nothing there), the only process of any other run."""
+    if not is_chief(strategy):
         return contextlib.nullcontext()
     return run_dir.training_lock(model_dir)
+
+
+def split_for_replicas(dataset, num_replicas, pipeline_id=0, num_pipelines=1):
+    """Each global batch as the per-replica batches of one input pipeline's replicas, in replica order.
+
+    Replica r (of R, numbered across all workers) gets rows ``[r n, (r + 1) n)``
+    of every batch, ``n = ceil(B / R)`` (the last replicas fewer, or none, when R
+    does not divide B). A stream of segments (:func:`graves_tf.data.stream_segments`)
+    thus gives each replica the same streams in every segment. Input pipeline
+    ``pipeline_id`` of ``num_pipelines`` (one per worker) yields its
+    ``R / num_pipelines`` replicas' slices one after another, as
+    ``tf.distribute.Strategy.distribute_datasets_from_function`` hands them to
+    its local replicas. Every worker reads the whole global batch.
+    """
+    if num_replicas % num_pipelines:
+        raise ValueError(f"{num_replicas} replicas cannot be shared by {num_pipelines} input pipelines")
+    local = num_replicas // num_pipelines
+    first = pipeline_id * local
+    for key, spec in dataset.element_spec.items():
+        if spec.shape.rank == 0:
+            raise ValueError(f"batch key {key!r} is a scalar: every key needs a batch axis to be split over replicas")
+
+    def slices(batch):
+        size = tf.shape(next(iter(batch.values())), out_type=tf.int64)[0]
+        rows = (size + num_replicas - 1) // num_replicas
+
+        def take(j):
+            start = tf.minimum((first + j) * rows, size)
+            end = tf.minimum(start + rows, size)
+            return {key: value[start:end] for key, value in batch.items()}
+
+        return tf.data.Dataset.range(local).map(take)
+
+    return dataset.flat_map(slices)
 
 
 def make_strategy(name):
@@ -100,6 +158,18 @@ def make_strategy(name):
 
 class TrainingInterrupted(Exception):
     pass
+
+
+class WorkerLost(RuntimeError):
+    """A worker of a multi-worker run stopped answering (it died, or its machine or network did)."""
+
+
+# What a collective operation raises when a peer is gone (the coordination service of
+# MultiWorkerMirroredStrategy reports a task that stopped sending heartbeats as UnavailableError and
+# aborts the collectives; a closed connection can surface as any of these).
+_LOST_PEER_ERRORS = (
+    tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError, tf.errors.AbortedError,
+)
 
 
 class Trainer:
@@ -126,11 +196,10 @@ class Trainer:
         self.validation_data = validation_data
         self.strategy = strategy or tf.distribute.get_strategy()
         self.sample_image_fn = sample_image_fn
-        uses_noise = config.weight_noise or config.adaptive_weight_noise
-        if uses_noise and self.strategy is not tf.distribute.get_strategy():
-            raise ValueError(
-                "weight noise perturbs the weights in place and needs --strategy=default"
-            )
+        self.is_chief = is_chief(self.strategy)
+        self._multi_worker = is_multi_worker(self.strategy)
+        if self.strategy.num_replicas_in_sync > 1:
+            _sum_gradients_in_the_trainer(optimizer)
         if config.weight_noise and config.adaptive_weight_noise:
             raise ValueError("choose fixed weight noise or adaptive weight noise, not both")
         with self.strategy.scope():
@@ -186,8 +255,11 @@ class Trainer:
         self.best_manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(config.model_dir, "best"), max_to_keep=1
         )
-        self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
-        self.validation_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "validation"))
+        if self.is_chief:
+            self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "train"))
+            self.validation_writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "validation"))
+        else:  # the chief writes the run's summaries
+            self.writer = self.validation_writer = tf.summary.create_noop_writer()
         self._stop_signal = None
         self._step = tf.function(
             self._distributed_step, reduce_retracing=True, jit_compile=config.jit_compile or None
@@ -202,7 +274,7 @@ class Trainer:
         if latest is None:
             return None
         # Runs saved before these counters existed resume with them at 0.
-        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+        saved = {name.split("/")[0] for name in run_dir.checkpoint_reader(latest).get_variable_to_shape_map()}
         optional = {"train_seconds", "validations_since_best", "plateau_cuts"}
         tf.train.Checkpoint(
             **{k: v for k, v in self._trackables.items() if k in saved or k not in optional}
@@ -249,13 +321,36 @@ class Trainer:
 
     def save(self):
         """Saves a checkpoint; its files are synced and read back before the folder's pointer names it."""
-        path = self.manager.save(checkpoint_number=self.step, options=checkpoint_files.write_options())
+        path = self._save_with(self.manager)
+        if not self.is_chief:
+            return path
         if self.config.keep_every and int(self.step.numpy()) % self.config.keep_every == 0:
             kept = os.path.join(self.config.model_dir, run_dir.KEPT_FOLDER)
             tf.io.gfile.makedirs(kept)
             for source in tf.io.gfile.glob(path + ".*"):
                 tf.io.gfile.copy(source, os.path.join(kept, os.path.basename(source)), overwrite=True)
         return path
+
+    def _save_with(self, manager):
+        """``manager.save`` on the chief (or the only process); the checkpoint's path in the run folder.
+
+        Every worker of a multi-worker run must save (saving may read every
+        worker's variables), but only the chief's copy is kept: the other
+        workers write theirs to a worker-local temporary folder and delete it
+        (TensorFlow's multi-worker guidance), so the run folder holds one set.
+        """
+        options = checkpoint_files.write_options()
+        if self.is_chief:
+            return manager.save(checkpoint_number=self.step, options=options)
+        task_id = getattr(self.strategy.cluster_resolver, "task_id", None)
+        temporary = tempfile.mkdtemp(prefix=f"graves_tf_worker{task_id}_")
+        try:
+            tf.train.CheckpointManager(self.checkpoint, temporary, max_to_keep=1).save(
+                checkpoint_number=self.step, options=options
+            )
+        finally:
+            tf.io.gfile.rmtree(temporary)
+        return os.path.join(manager.directory, f"ckpt-{int(self.step.numpy())}")
 
     # -- steps -------------------------------------------------------------
 
@@ -265,27 +360,40 @@ class Trainer:
             variables += list(self.noise.trainable_variables)
         return variables
 
-    def _replica_gradients(self, batch, state):
+    def _replica_gradients(self, batch, state, noisy_weights, noise_sample):
+        """This replica's loss and the applied gradient: the sum over all replicas of theirs, / global batch.
+
+        With weight noise the forward pass reads the noisy weights (drawn once
+        for the update, the same on every replica) through a
+        ``keras.StatelessScope``; the variables keep their clean values.
+        """
         model_vars = self.model.trainable_variables
-        saved = self.noise.perturb(model_vars) if self.noise is not None else None
         with tf.GradientTape() as tape:
-            out = self.model.forward(batch, initial_state=state, training=True)
+            if noisy_weights is None:
+                out = self.model.forward(batch, initial_state=state, training=True)
+            else:
+                tape.watch(noisy_weights)
+                with keras.StatelessScope(state_mapping=list(zip(model_vars, noisy_weights))):
+                    out = self.model.forward(batch, initial_state=state, training=True)
             loss_sum = tf.reduce_sum(out["loss"])
-        grads = tape.gradient(loss_sum, model_vars)
-        if self.noise is not None:
-            self.noise.restore(model_vars, saved)
+        grads = tape.gradient(loss_sum, model_vars if noisy_weights is None else noisy_weights)
         scale = 1.0 / self.train_data.global_batch_size
         grads = [g * scale for g in grads]
-        if isinstance(self.noise, AdaptiveWeightNoise):
-            mu_grads, sigma_grads = self.noise.gradients(grads, saved, model_vars)
+        if self.strategy.num_replicas_in_sync > 1:  # the optimizer's own sum is off (_sum_gradients_in_the_trainer)
+            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if isinstance(self.noise, AdaptiveWeightNoise):  # from the summed data gradient: the KL term once
+            mu_grads, sigma_grads = self.noise.gradients(grads, noise_sample, model_vars)
             grads = list(mu_grads) + list(sigma_grads)
         return loss_sum, grads, tf.linalg.global_norm(grads), out["final_state"], _num_steps(batch, out)
 
     def _distributed_step(self, batch, state):
         """Gradients on every replica; the update only if every replica's loss and gradients are finite."""
         strategy = self.strategy
+        noisy_weights = noise_sample = None
+        if self.noise is not None:  # one draw per update, in cross-replica context: every replica's
+            noisy_weights, noise_sample = self.noise.sample(self.model.trainable_variables)
         loss_sum, grads, grad_norm, final_state, num_steps = strategy.run(
-            self._replica_gradients, args=(batch, state)
+            self._replica_gradients, args=(batch, state, noisy_weights, noise_sample)
         )
 
         def replica_is_bad(loss, norm):
@@ -303,7 +411,7 @@ class Trainer:
         return (
             strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
             strategy.reduce(tf.distribute.ReduceOp.SUM, num_steps, axis=None),
-            strategy.reduce(tf.distribute.ReduceOp.MEAN, grad_norm, axis=None),
+            self._local(grad_norm)[0],  # the same on every replica: the norm of the summed gradient
             applied,
             final_state,
         )
@@ -313,7 +421,19 @@ class Trainer:
             out = self.model.forward(batch)
             return tf.reduce_sum(out["loss"]), tf.cast(tf.shape(out["loss"])[0], tf.float32), _num_steps(batch, out)
 
-        return self.strategy.run(replica_fn, args=(batch,))
+        return [self._reduce_sum(value) for value in self.strategy.run(replica_fn, args=(batch,))]
+
+    def _replica_batches(self, make_dataset):
+        """``make_dataset()``'s global batches as per-replica batches (:func:`split_for_replicas`)."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return make_dataset()
+
+        def dataset_fn(context):
+            return split_for_replicas(
+                make_dataset(), context.num_replicas_in_sync, context.input_pipeline_id, context.num_input_pipelines
+            )
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def _reduce_sum(self, value):
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
@@ -335,13 +455,14 @@ class Trainer:
     def evaluate(self, max_batches=0):
         """Mean loss per sequence and per step (nats) over the validation data."""
         total, sequences, steps = 0.0, 0.0, 0.0
-        for i, batch in enumerate(self.validation_data()):
+        for i, batch in enumerate(self._replica_batches(self.validation_data)):
             if max_batches and i >= max_batches:
                 break
+            batch = {k: v for k, v in batch.items() if k not in ("reset", "segment")}
             loss, count, num_steps = self._evaluate(batch)
-            total += float(self._reduce_sum(loss))
-            sequences += float(self._reduce_sum(count))
-            steps += float(self._reduce_sum(num_steps))
+            total += float(loss)
+            sequences += float(count)
+            steps += float(num_steps)
         if sequences == 0:
             raise ValueError("the validation data is empty")
         return {"loss": total / sequences, "loss_per_step": total / max(steps, 1.0)}
@@ -359,7 +480,22 @@ class Trainer:
                 sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
             }
             try:
-                return self._fit(config)
+                validation = self._fit(config)
+                if self._multi_worker:  # a barrier: no worker leaves while another still needs it
+                    self._any_worker(tf.constant(False))
+                return validation
+            except _LOST_PEER_ERRORS as error:
+                if not self._multi_worker:
+                    raise
+                detail = re.sub(r"\{\{[^}]*\}\}\s*", "", str(error)).strip()  # less the failing op's name
+                detail = detail.splitlines()[0] if detail else "no detail"
+                latest = checkpoint_files.listed(self.manager.directory)
+                raise WorkerLost(
+                    f"lost a worker of the multi-worker run after step {int(self.step.numpy())} "
+                    f"({type(error).__name__}: {detail}); start every worker again with the same command and "
+                    f"TF_CONFIG: they resume from the chief's latest checkpoint, "
+                    f"{latest[0] if latest else 'none yet (from the start)'}"
+                ) from None
             finally:
                 for sig, handler in previous_handlers.items():
                     signal.signal(sig, handler)
@@ -379,8 +515,7 @@ class Trainer:
         while int(self.step.numpy()) < config.train_steps:
             epoch = int(self.epoch.numpy())
             already_trained = int(self.batch_in_epoch.numpy())
-            dataset = self.train_data.make_epoch(epoch).skip(already_trained)
-            dataset = self.strategy.experimental_distribute_dataset(dataset)
+            dataset = self._replica_batches(lambda: self.train_data.make_epoch(epoch).skip(already_trained))
             consumed_any = False
             for batch in dataset:
                 consumed_any = True
@@ -420,17 +555,18 @@ class Trainer:
                         progress.close()
                         self._report_convergence()
                         return validation
-                if config.sample_every and self.sample_image_fn and step % config.sample_every == 0:
+                if config.sample_every and self.sample_image_fn and self.is_chief and step % config.sample_every == 0:
                     self._log_sample(step)
                 kept = config.keep_every and step % config.keep_every == 0
                 if step % config.checkpoint_every == 0 or kept or step == config.train_steps:
                     self.save()
                 if step in self._drop_updates:  # the next update is made at the new rate
                     self._follow_learning_rate_drops()
-                if self._stop_signal is not None:
+                if self._stopping():
                     path = self.save()
                     progress.close()
-                    print(f"stopped by signal {self._stop_signal} at step {step}; saved {path}", flush=True)
+                    cause = f"by signal {self._stop_signal}" if self._stop_signal is not None else "with another worker"
+                    print(f"stopped {cause} at step {step}; saved {path}", flush=True)
                     raise TrainingInterrupted(step)
                 if step >= config.train_steps:
                     break
@@ -443,6 +579,20 @@ class Trainer:
                 state = None
         progress.close()
         return validation
+
+    def _stopping(self):
+        """Whether a signal asked to stop; in a multi-worker run, whether it asked any worker (all stop at
+        the same update, so their collective operations stay in step)."""
+        asked = self._stop_signal is not None
+        if not self._multi_worker:
+            return asked
+        return bool(self._any_worker(tf.constant(asked)))
+
+    @tf.function
+    def _any_worker(self, flag):
+        strategy = self.strategy
+        votes = strategy.run(lambda f: tf.cast(f, tf.int32), args=(flag,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None) > 0
 
     def _tick(self):
         """Adds the wall time since the last tick to ``train_seconds`` (saved with the checkpoint)."""
@@ -478,7 +628,7 @@ class Trainer:
         logging.info("step %d: validation loss %.3f nats per sequence", step, metrics["loss"])
         if metrics["loss"] < float(self.best_validation.numpy()):
             self.best_validation.assign(metrics["loss"])
-            self.best_manager.save(checkpoint_number=self.step, options=checkpoint_files.write_options())
+            self._save_with(self.best_manager)
             self.validations_since_best.assign(0)
             return metrics
         self.validations_since_best.assign_add(1)
@@ -509,6 +659,8 @@ class Trainer:
         )
 
     def _log(self, writer, step, metrics):
+        if not self.is_chief:
+            return
         with writer.as_default(step=step):
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)
@@ -521,6 +673,21 @@ class Trainer:
         image = self.sample_image_fn(self.model)
         with self.writer.as_default(step=step):
             tf.summary.image("sample", image[None], step=step)
+
+
+def _sum_gradients_in_the_trainer(optimizer):
+    """Turns off the Keras optimizer's own sum of the gradients across replicas.
+
+    The trainer sums them itself (to check and log the gradient it applies,
+    and to form adaptive weight noise's gradients once); a second sum would
+    multiply the update by the number of replicas.
+    """
+    if not callable(getattr(optimizer, "_all_reduce_sum_gradients", None)):
+        raise TypeError(
+            f"{type(optimizer).__name__} does not sum gradients across replicas as the Keras TensorFlow "
+            "optimizers do; it cannot train under a strategy with several replicas"
+        )
+    object.__setattr__(optimizer, "_all_reduce_sum_gradients", lambda grads_and_vars: list(grads_and_vars))
 
 
 def _num_steps(batch, out):

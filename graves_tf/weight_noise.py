@@ -39,6 +39,17 @@ Choices made here:
   (seeded with ``seed``, or non-deterministically when ``seed`` is None), so
   every call, also inside a ``tf.function``, draws fresh noise and a seed
   reproduces the sequence of draws.
+* **Under a tf.distribute strategy** the variables are mirrored and cannot
+  hold a different value per replica, so :meth:`sample` gives the noisy
+  weights as tensors instead of assigning them (the trainer runs the forward
+  pass on them through ``keras.StatelessScope``). The trainer draws once per
+  update, in cross-replica context, and every replica (every worker, whose
+  generators hold the same state) computes its share of the batch at the same
+  noisy weights: the one-draw-per-update noise of one device, so the update
+  has the same expectation as on one device and, with a seed, the same value.
+  The adaptive noise's gradients are formed once from the summed data
+  gradient (:meth:`AdaptiveWeightNoise.gradients`), so its complexity term is
+  counted once, not once per replica.
 """
 
 import math
@@ -127,6 +138,22 @@ class FixedWeightNoise(tf.Module):
         self.std = float(std)
         self._generator = _make_generator(seed)
 
+    def sample(self, variables):
+        """A fresh N(0, std^2) draw for every variable, without touching the variables.
+
+        Returns:
+            ``(noisy_values, sample)``: the noisy weights (one tensor per
+            variable) and a :class:`FixedNoiseSample`.
+        """
+        noises, originals, noisy = [], [], []
+        for variable in variables:
+            clean = _read(variable)
+            noise = self._generator.normal(_shape(variable), stddev=self.std, dtype=_dtype(variable))
+            noisy.append(clean + noise)
+            noises.append(noise)
+            originals.append(clean)
+        return noisy, FixedNoiseSample(noises, originals)
+
     def perturb(self, variables):
         """Adds a fresh N(0, std^2) draw to every variable, in place.
 
@@ -134,14 +161,11 @@ class FixedWeightNoise(tf.Module):
             A :class:`FixedNoiseSample` ``(noises, originals)``: the draws and
             the clean values that :meth:`restore` puts back.
         """
-        noises, originals = [], []
-        for variable in variables:
-            clean = _read(variable)
-            noise = self._generator.normal(_shape(variable), stddev=self.std, dtype=_dtype(variable))
-            variable.assign(clean + noise)
-            noises.append(noise)
-            originals.append(clean)
-        return FixedNoiseSample(noises, originals)
+        variables = list(variables)
+        noisy, sample = self.sample(variables)
+        for variable, value in zip(variables, noisy):
+            variable.assign(value)
+        return sample
 
     def restore(self, variables, noises):
         """Undoes :meth:`perturb` exactly by re-assigning the clean values."""
@@ -312,6 +336,24 @@ class AdaptiveWeightNoise(tf.Module):
 
     # -- noise ---------------------------------------------------------------
 
+    def sample(self, variables):
+        """Draws w = mu + sigma * eps, eps ~ N(0, 1), without touching the variables.
+
+        Returns:
+            ``(noisy_values, sample)``: the noisy weights (one tensor per
+            variable) and an :class:`AdaptiveNoiseSample` ``(means, eps)`` for
+            :meth:`gradients`.
+        """
+        variables = self._check(variables)
+        means, eps, noisy = [], [], []
+        for variable, rho in zip(variables, self.log_sigmas):
+            mu = _read(variable)
+            e = self._generator.normal(_shape(variable), dtype=_dtype(variable))
+            noisy.append(mu + tf.exp(tf.cast(rho, _dtype(variable))) * e)
+            means.append(mu)
+            eps.append(e)
+        return noisy, AdaptiveNoiseSample(means, eps)
+
     def perturb(self, variables):
         """Samples w = mu + sigma * eps, eps ~ N(0, 1), into the variables in place.
 
@@ -320,14 +362,10 @@ class AdaptiveWeightNoise(tf.Module):
             and :meth:`gradients`.
         """
         variables = self._check(variables)
-        means, eps = [], []
-        for variable, rho in zip(variables, self.log_sigmas):
-            mu = _read(variable)
-            e = self._generator.normal(_shape(variable), dtype=_dtype(variable))
-            variable.assign(mu + tf.exp(tf.cast(rho, _dtype(variable))) * e)
-            means.append(mu)
-            eps.append(e)
-        return AdaptiveNoiseSample(means, eps)
+        noisy, sample = self.sample(variables)
+        for variable, value in zip(variables, noisy):
+            variable.assign(value)
+        return sample
 
     def restore(self, variables, saved):
         """Puts mu back into the variables exactly (re-assigns the saved values)."""

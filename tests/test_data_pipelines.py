@@ -128,7 +128,8 @@ def test_stream_segments_continue_each_row_and_reset_on_schedule():
     assert len(segments) == per_stream // length
     for k, seg in enumerate(segments):
         assert seg["inputs"].shape == (batch_size, length)
-        assert bool(seg["reset"]) == (k % reset_every == 0)
+        np.testing.assert_array_equal(seg["reset"], [k % reset_every == 0] * batch_size)  # one per row
+        np.testing.assert_array_equal(seg["segment"], [k] * batch_size)
         for b in range(batch_size):
             start = b * per_stream + k * length
             np.testing.assert_array_equal(seg["targets"][b], ids[start + 1 : start + 1 + length])
@@ -146,7 +147,7 @@ def test_stream_segments_resume_at_a_data_position():
     assert len(resumed) == len(all_segments) - 4
     for a, b in zip(all_segments[4:], resumed):
         np.testing.assert_array_equal(a["inputs"], b["inputs"])
-        assert int(a["segment"]) == int(b["segment"])
+        np.testing.assert_array_equal(a["segment"], b["segment"])
 
 
 def test_stream_too_short_is_a_clear_error():

@@ -196,7 +196,9 @@ def stream_segments(ids, batch_size, segment_length, reset_every=1, start_segmen
 
     Returns:
         A ``tf.data.Dataset`` of dicts ``inputs``, ``targets`` ``(B, L)`` int32,
-        ``reset`` bool and ``segment`` (the segment index).
+        ``reset`` ``(B,)`` bool and ``segment`` ``(B,)`` int64 (the segment
+        index), the same in every row: every key has a batch axis, so a
+        ``tf.distribute`` strategy can give each replica its rows (its streams).
     """
     ids = np.asarray(ids)
     per_stream = (len(ids) - 1) // batch_size
@@ -220,12 +222,13 @@ def stream_segments(ids, batch_size, segment_length, reset_every=1, start_segmen
     reset = segment_index % reset_every == 0
     inputs = to_segments(previous).copy()
     inputs[reset, :, 0] = NULL_INPUT
+    per_row = (num_segments, batch_size)
     dataset = tf.data.Dataset.from_tensor_slices(
         {
             "inputs": inputs,
             "targets": to_segments(targets),
-            "reset": reset,
-            "segment": segment_index.astype(np.int64),
+            "reset": np.broadcast_to(reset[:, None], per_row),
+            "segment": np.broadcast_to(segment_index.astype(np.int64)[:, None], per_row),
         }
     )
     return dataset.skip(start_segment).prefetch(tf.data.AUTOTUNE)
