@@ -50,6 +50,9 @@ flags.DEFINE_list("biases", ["0", "0.5", "0.75", "1"], "Novel suite: the biases 
 flags.DEFINE_list("styles", None, "Novel suite: the shipped styles to prime with (default: all; 'none': unprimed only).")
 flags.DEFINE_integer("finish_stroke_steps", 0, "Novel suite: points the pen may take to finish its stroke after the stop rule.")
 flags.DEFINE_integer("end_delay_steps", 0, "Novel suite: points written after the stop rule before a pen-up may end the line.")
+flags.DEFINE_integer("num_sentences", 0, "Novel suite: read only the first N sentences (0: all; for a quick look).")
+flags.DEFINE_bool("hello_world", True, "Novel suite: also read write's README line at its defaults, seeds 0-9.")
+flags.DEFINE_list("widths", ["30", "40", "50", "60"], "Novel suite: also read lines wrapped at these widths ([] : skip).")
 flags.DEFINE_string("results_json", None, "Novel suite: also write the results, with this command, to this file.")
 
 
@@ -108,7 +111,7 @@ def novel_main():
         styles = [s["name"] for s in pretrained.list_styles()]
     else:
         styles = [s for s in FLAGS.styles if s != "none"]
-    sentences = novel_legibility.novel_sentences()
+    sentences = novel_legibility.novel_sentences()[: FLAGS.num_sentences or None]
     biases = [float(b) for b in FLAGS.biases]
     print(f"model: {where} ({config['checkpoint']}); OCR: tesseract --psm 7, {reader.folder}")
     print(f"{len(sentences)} novel sentences; biases {', '.join(FLAGS.biases)}; styles: {', '.join(styles) or 'none'}")
@@ -119,8 +122,27 @@ def novel_main():
         ),
     )
     novel_legibility.print_tables(results)
+    extra = {}
+    if FLAGS.hello_world:
+        hello = novel_legibility.hello_world(model, config, reader, [write.DEFAULT_BIAS], style=write.DEFAULT_STYLE)
+        rows = hello[write.DEFAULT_BIAS]
+        print(f"\n'Hello world' at write's defaults (bias {write.DEFAULT_BIAS:g}, style {write.DEFAULT_STYLE}), seeds 0-9:")
+        for seed, read, cer in rows:
+            print(f"  seed {seed}: {read!r} (CER {cer:.2f})")
+        print(f"hello_world_read: {sum(cer <= 0.1 for _, _, cer in rows)} of {len(rows)} (CER <= 0.1)")
+        extra["hello_world"] = rows
+    if FLAGS.widths:
+        widths = [int(w) for w in FLAGS.widths]
+        scan = novel_legibility.by_width(
+            model, config, reader, sentences, widths, write.DEFAULT_BIAS, FLAGS.seed, style=write.DEFAULT_STYLE
+        )
+        print(f"\nlines wrapped at each width (bias {write.DEFAULT_BIAS:g}, style {write.DEFAULT_STYLE}):")
+        print("| width | lines | CER | last word read exactly | stopped by the step cap |\n|---|---|---|---|---|")
+        for width, r in scan.items():
+            print(f"| {width} | {r['n']} | {r['cer']:.3f} | {r['last_word']:.0%} | {r['capped']:.0%} |")
+        extra["widths"] = scan
     if FLAGS.results_json:
-        novel_legibility.save(results, FLAGS.results_json, " ".join(["python -m benchmarks.legibility"] + sys.argv[1:]))
+        novel_legibility.save(results, FLAGS.results_json, " ".join(["python -m benchmarks.legibility"] + sys.argv[1:]), extra)
 
 
 def validation_main():

@@ -55,13 +55,9 @@ def score(pairs, stopped):
 
 def conditions(config, styles):
     """``[(name, prime offsets at the model's rate or None, prime text or None)]``: unprimed, then each style."""
-    from graves_tf import pretrained, write
+    from graves_tf import write
 
-    chosen = [("unprimed", None, None)]
-    for name in styles:
-        offsets, text = pretrained.style(name)
-        chosen.append((name, write.at_model_rate(offsets, config), text))
-    return chosen
+    return [("unprimed", None, None)] + [(name, *write.style_prime(name, config)) for name in styles]
 
 
 def run(model, config, reader, sentences, biases, styles, seed, batch_size, sample_options=None, progress=print):
@@ -108,6 +104,49 @@ def print_tables(results):
         print(f"novel_cer: {bias:g} {rows['unprimed']['cer']:.3f} {worst:.3f}")
 
 
-def save(results, path, command):
+def save(results, path, command, extra=None):
     with open(path, "w") as f:
-        json.dump({"command": command, "results": {str(b): rows for b, rows in results.items()}}, f, indent=1)
+        json.dump({"command": command, "results": {str(b): rows for b, rows in results.items()}, **(extra or {})}, f, indent=1)
+
+
+def hello_world(model, config, reader, biases, seeds=range(10), style="none", text="Hello world"):
+    """What OCR reads of ``write``'s own README line at each bias, seeds 0-9: ``{bias: [(seed, read, cer)]}``."""
+    from benchmarks.ocr import character_error_rate
+    from graves_tf import write
+
+    prime, prime_text = write.style_prime(style, config)
+    results = {}
+    for bias in biases:
+        rows = []
+        for seed in seeds:
+            (offsets,) = write.write_lines(model, config, [text], bias, seed, prime, prime_text)
+            read = reader.read(offsets, f"hello_b{bias:g}_{style or 'unprimed'}_{seed}")
+            rows.append((seed, read, character_error_rate([(read, text)])))
+        results[bias] = rows
+    return results
+
+
+def lines_of_width(sentences, width, count):
+    """``count`` lines made by wrapping the sentences, run together, at ``width`` characters (the full lines only)."""
+    import textwrap
+
+    lines = [line for line in textwrap.wrap(" ".join(sentences), width) if len(line) > width - 8]
+    return lines[:count]
+
+
+def by_width(model, config, reader, sentences, widths, bias, seed=0, count=20, batch_size=20, style="none"):
+    """Legibility of lines wrapped at each width, as ``write --width`` wraps a page: ``{width: score}``."""
+    from graves_tf import write
+
+    prime, prime_text = write.style_prime(style, config)
+    results = {}
+    for width in widths:
+        lines = lines_of_width(sentences, width, count)
+        offsets, stopped = [], []
+        for start in range(0, len(lines), batch_size):
+            out, done = write.sample_lines(model, config, lines[start : start + batch_size], bias, seed + start, prime, prime_text)
+            offsets += out
+            stopped += done
+        reads = [reader.read(o, f"width{width}_{style or 'unprimed'}_{i}") for i, o in enumerate(offsets)]
+        results[width] = score(list(zip(reads, lines)), stopped)
+    return results

@@ -316,8 +316,9 @@ def plot_rows(rows, path, title=None):
 
     figure, axes = plt.subplots(len(rows), 1, figsize=(10, 1.3 * len(rows)), squeeze=False)
     for ax, (label, offsets) in zip(axes[:, 0], rows):
-        for stroke in offsets_to_strokes(offsets):
-            ax.plot(stroke[:, 0], -stroke[:, 1], "k-", linewidth=1.2, solid_capstyle="round")
+        for stroke in prepared_strokes(offsets):
+            curve = curve_points(stroke)
+            ax.plot(curve[:, 0], -curve[:, 1], "k-", linewidth=1.2, solid_capstyle="round")
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])

@@ -6,7 +6,9 @@ r"""Draws the README's gallery with the shipped synthesis model (or a training r
 Writes ``biases.png`` (one text at biases 0, 0.5, 1 and 2, the paper's fig.
 16), ``styles.png`` (each shipped style: the real IAM-OnDB line, then new text
 primed with it, fig. 17), ``attention.png`` (the window weights of one
-sample, fig. 13) and ``density.png`` (its predicted pen densities, fig. 14).
+sample, fig. 13), ``density.png`` (its predicted pen densities, fig. 14) and
+``page.png`` (a paragraph wrapped at ``--page_width`` characters into one page,
+as ``python -m graves_tf.write --width=...`` writes it).
 """
 
 import os
@@ -23,6 +25,13 @@ flags.DEFINE_string("output_dir", "gallery", "Folder for the pictures.")
 flags.DEFINE_string("gallery_text", "You can write anything you like", "The text of the bias and attention figures.")
 flags.DEFINE_string("style_text", "graves_tf imitates this hand", "What the primed styles write.")
 flags.DEFINE_float("style_bias", 1.0, "Probability bias of the primed samples.")
+flags.DEFINE_string(
+    "page_text",
+    "Handwriting synthesis is the generation of handwriting for a given text. It lets a network write "
+    "a letter, a note or a whole page, one line under the other, in one style.",
+    "The paragraph of page.png.",
+)
+flags.DEFINE_integer("page_width", 40, "Characters per line of page.png.")
 
 
 def main(argv):
@@ -39,6 +48,10 @@ def main(argv):
     sample = write.write_lines(model, config, [text], 1.0, FLAGS.seed)[0]
     print(write.save_plot("attention", model, config, text, sample, path("attention.png")))
     print(write.save_plot("density", model, config, text, sample, path("density.png")))
+
+    lines = write.wrap(FLAGS.page_text, FLAGS.page_width)
+    page = write.write_lines(model, config, lines, FLAGS.bias, FLAGS.seed, *write.style_prime(write.DEFAULT_STYLE, config))
+    print(drawing.save_lines(page, path("page.png")), f"({len(lines)} lines at bias {FLAGS.bias:g}, style {write.DEFAULT_STYLE})")
 
     if FLAGS.model_dir is None:
         rows = []

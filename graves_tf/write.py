@@ -34,12 +34,21 @@ from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --out
 
 FLAGS = flags.FLAGS
 
-DEFAULT_BIAS = 0.5  # chosen by benchmarks.legibility on novel sentences (docs/handwriting.md)
+# Chosen by measurement (benchmarks.legibility, docs/handwriting.md): the bias, and the shipped style that
+# every line is primed with unless another is asked for.
+DEFAULT_BIAS = 0.75
+DEFAULT_STYLE = "rounded"
 
 flags.DEFINE_float("bias", DEFAULT_BIAS, "Probability bias b (eqs. 61-62): 0 unbiased, larger is neater.")
-flags.DEFINE_integer("width", 50, "Wrap lines at this many characters.")
+flags.DEFINE_integer(
+    "width", 40, "Wrap lines at this many characters (40 read best by OCR of 30-60, docs/handwriting.md)."
+)
 flags.DEFINE_integer("steps_per_character", 40, "Stop a line after this many pen points per character.")
-flags.DEFINE_string("style", None, "Imitate a shipped style (see --list_styles).")
+flags.DEFINE_string(
+    "style", None,
+    f"Imitate a shipped style (see --list_styles); default {DEFAULT_STYLE!r} unless --prime_id or "
+    "--prime_strokes is given; 'none': unprimed (the first line then sets the page's style).",
+)
 flags.DEFINE_bool("list_styles", False, "List the shipped styles and exit.")
 flags.DEFINE_string("prime_id", None, "Imitate the style of this IAM-OnDB line (e.g. a01-000u-01).")
 flags.DEFINE_string("prime_strokes", None, "Imitate your own pen trace (JSON or .npy, see above).")
@@ -176,6 +185,16 @@ def find_iam_lines(line_ids, data_dir):
 
 def find_iam_line(line_id, data_dir):
     return find_iam_lines([line_id], data_dir)[line_id]
+
+
+def style_prime(name, config):
+    """``(offsets at the model's rate, text)`` of a shipped style, or ``(None, None)`` for ``'none'``."""
+    from graves_tf import pretrained
+
+    if not name or name == "none":
+        return None, None
+    offsets, text = pretrained.style(name)
+    return at_model_rate(offsets, config), text
 
 
 def at_model_rate(offsets, config):
@@ -368,14 +387,12 @@ def main(argv):
         prime, prime_text = None, None
         if sum(bool(x) for x in (FLAGS.style, FLAGS.prime_id, FLAGS.prime_strokes)) > 1:
             raise WriteError("give one of --style, --prime_id and --prime_strokes")
-        if FLAGS.style:
-            from graves_tf import pretrained
-
+        style = FLAGS.style or (None if FLAGS.prime_id or FLAGS.prime_strokes else DEFAULT_STYLE)
+        if style:
             try:
-                prime, prime_text = pretrained.style(FLAGS.style)
+                prime, prime_text = style_prime(style, config)
             except KeyError as error:
                 raise WriteError(error.args[0]) from None
-            prime = at_model_rate(prime, config)
         elif FLAGS.prime_id:
             prime, prime_text = find_iam_line(FLAGS.prime_id, FLAGS.data_dir)
             prime = at_model_rate(prime, config)
