@@ -6,9 +6,10 @@ Each repeat runs, in a new Python process, the stages ``graves_tf.write``
 goes through, timing each: the interpreter's start, ``import tensorflow``
 (with its device discovery), Keras and graves_tf's layers, the rest of the
 imports (``graves_tf.write`` and what it needs, absl flags), building the model,
-loading the shipped weights, tracing the compiled sampler (its first call,
-less a second identical call), sampling (the second call), and drawing the
-SVG. Then it times the command itself, ``python -m graves_tf.write TEXT -o
+loading the shipped weights, reading write's default style (the priming
+strokes), tracing the compiled sampler (its first call, less a second
+identical call), sampling (the second call), and drawing the SVG, all with
+write's default settings. Then it times the command itself, ``python -m graves_tf.write TEXT -o
 FILE``, end to end, in a new process as a user runs it. The table shows the
 median of the repeats in seconds and as a share of the sum; the last line
 reads ``write_cold_seconds: S``, the command's median wall time. The first
@@ -32,7 +33,7 @@ flags.DEFINE_string("text", "Hello world", "What to write.")
 flags.DEFINE_integer("repeats", 3, "New processes per measurement.")
 
 STAGES = ("interpreter", "import tensorflow", "import keras, graves_tf", "other imports", "build model",
-          "load weights", "trace sampler", "sample", "draw")
+          "load weights", "load style", "trace sampler", "sample", "draw")
 
 # Run in a new process: prints one JSON line of stage -> seconds.
 _DRIVER = textwrap.dedent("""
@@ -58,16 +59,23 @@ _DRIVER = textwrap.dedent("""
     t = time.perf_counter()
     pretrained.load_weights(model, pretrained.weights_path())
     times["load weights"] = time.perf_counter() - t
-    lines = write.wrap(sys.argv[2], 50)
+    F = flags.FLAGS  # write's defaults: its bias, width, seed and default style, as the command uses them
     t = time.perf_counter()
-    written = write.write_lines(model, config, lines, 0.5, 0)
+    style = getattr(write, "DEFAULT_STYLE", None)
+    prime, prime_text = write.style_prime(style, config) if style else (None, None)
+    times["load style"] = time.perf_counter() - t
+    lines = write.wrap(sys.argv[2], F.width)
+    args = (model, config, lines, F.bias, F.seed, prime, prime_text, F.steps_per_character)
+    t = time.perf_counter()
+    written = write.write_lines(*args)
     first = time.perf_counter() - t
     t = time.perf_counter()
-    written = write.write_lines(model, config, lines, 0.5, 0)
+    written = write.write_lines(*args)
     times["sample"] = time.perf_counter() - t
     times["trace sampler"] = max(first - times["sample"], 0.0)
     t = time.perf_counter()
-    drawing.save_lines(written, os.path.join(sys.argv[3], "hello.svg"))
+    extra = {"stroke_width": F.stroke_width} if "stroke_width" in F else {}
+    drawing.save_lines(written, os.path.join(sys.argv[3], "hello.svg"), **extra)
     times["draw"] = time.perf_counter() - t
     print(json.dumps(times))
 """)
