@@ -39,15 +39,31 @@ def straighten(strokes):
     return [(stroke - centre) @ rotation.T + centre for stroke in strokes]
 
 
+def savgol_nearest(values, window, order):
+    """``scipy.signal.savgol_filter(values, window, order, mode="nearest")`` for an odd window, in NumPy:
+    importing scipy.signal took longer than the rest of drawing a page (a cold ``write``)."""
+    half = window // 2
+    positions = np.arange(-half, half + 1, dtype=np.float64)
+    powers = positions[None, :] ** np.arange(order + 1)[:, None]  # (order + 1, window)
+    unit = np.zeros(order + 1)
+    unit[0] = 1.0
+    coefficients = np.linalg.lstsq(powers, unit, rcond=None)[0]  # the fitted polynomial's value at the centre
+    return np.convolve(np.pad(values, half, mode="edge"), coefficients[::-1], mode="valid")
+
+
 def denoise(strokes, window=5, order=2):
     """Savitzky-Golay smoothing of each stroke's x and y: the tablet's jitter
     removed, the shape kept (strokes shorter than the window are left as they are)."""
-    from scipy.signal import savgol_filter
+    if window % 2 == 0:
+        from scipy.signal import savgol_filter
 
+        smooth = lambda values: savgol_filter(values, window, order, mode="nearest")  # noqa: E731
+    else:
+        smooth = lambda values: savgol_nearest(values, window, order)  # noqa: E731
     smoothed = []
     for stroke in strokes:
         if len(stroke) >= window:
-            stroke = np.stack([savgol_filter(stroke[:, k], window, order, mode="nearest") for k in range(2)], axis=1)
+            stroke = np.stack([smooth(stroke[:, k]) for k in range(2)], axis=1)
         smoothed.append(stroke)
     return smoothed
 

@@ -48,3 +48,33 @@ def test_the_other_tools_print_none_either(tmp_path):
         output = result.stdout + result.stderr
         assert not [m for m in MARKERS if m in output], (tool, output[-3000:])
         assert output.strip(), tool  # each says what is missing
+
+
+@pytest.mark.parametrize("window, order", [(5, 2), (7, 3), (5, 1)])
+def test_the_numpy_savitzky_golay_is_scipys(window, order):
+    np = pytest.importorskip("numpy")
+    signal = pytest.importorskip("scipy.signal")
+    from graves_tf.drawing import savgol_nearest
+
+    rng = np.random.default_rng(window + order)
+    for length in (window, window + 1, 40):
+        values = rng.normal(size=length).cumsum()
+        np.testing.assert_allclose(
+            savgol_nearest(values, window, order), signal.savgol_filter(values, window, order, mode="nearest"),
+            rtol=0, atol=1e-12,
+        )
+
+
+def test_drawing_a_page_does_not_import_scipy_signal(tmp_path):
+    """Importing scipy.signal took longer than the rest of drawing in a cold write."""
+    script = (
+        "import sys, numpy as np\n"
+        "from graves_tf import drawing\n"
+        "offsets = np.zeros((30, 3)); offsets[:, 0] = 1.0; offsets[14, 2] = offsets[-1, 2] = 1\n"
+        f"drawing.save_lines([offsets], {str(tmp_path / 'page.svg')!r})\n"
+        "print('scipy.signal' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "page.svg").exists()
