@@ -252,3 +252,31 @@ def test_a_lost_worker_is_reported_in_one_line(iam_dummy, tmp_path):
     assert "lost a worker of the multi-worker run after step" in output, output[-3000:]
     assert "start every worker again with the same command" in output and "ckpt-" in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_worker_stops_both_at_the_same_update(iam_dummy, tmp_path):
+    """SIGTERM to the non-chief: both workers save the same update (the chief's copy) and exit 0."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    temp_dirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    for folder in temp_dirs:
+        folder.mkdir()
+    processes = start_cluster(iam_dummy, run, 100000, temp_dirs, "--eval_every=0")
+    try:
+        deadline = time.monotonic() + 400
+        while not (run / "checkpoints" / "ckpt-10.index").exists():
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+            time.sleep(0.5)
+        processes[1].send_signal(signal.SIGTERM)
+    finally:
+        results = finish(processes, timeout=180)
+    (chief_code, chief), (other_code, other) = results
+    assert chief_code == 0 and other_code == 0, chief[-3000:] + other[-3000:]
+    assert "stopped by signal 15 at step" in other, other[-3000:]
+    step = int(other.split("stopped by signal 15 at step ")[1].split(";")[0])
+    assert f"stopped with another worker at step {step}; saved" in chief, chief[-3000:]
+    assert (run / "checkpoints" / f"ckpt-{step}.index").exists()
+    assert os.listdir(temp_dirs[1]) == []
