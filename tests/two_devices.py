@@ -4,9 +4,11 @@ tests/test_distributed.py in a subprocess, since the logical devices must be set
     python tests/two_devices.py OUT.json
 
 Each case builds one model from the same initial weights twice, trains it
-``UPDATES`` updates with the same global batch on the default strategy and on
-MirroredStrategy(["/cpu:0", "/cpu:1"]), and records the largest difference of
-any weight (model, optimizer-free) between the two. A last case makes one SGD
+``UPDATES`` SGD updates with the same global batch on the default strategy and
+on MirroredStrategy(["/cpu:0", "/cpu:1"]), and records the largest difference
+of any weight (the model's, and adaptive noise's log sigmas) between the two,
+how far the weights moved, and how far the noise moved them from the run
+without noise. A last case makes one SGD
 update at learning rate 1 on two replicas and records the logged gradient_norm
 beside the norm of the change of the weights (the applied gradient).
 """
