@@ -36,7 +36,10 @@ that rate over a 4096^3 fp32 matmul's rate measured in the same run.
 Above the tables, the machine: CPU model, cores, which of AVX2/FMA/AVX-512/
 AVX512_BF16/AMX_BF16 ``/proc/cpuinfo`` lists, and TensorFlow's threads.
 Then the sampling rows of ``benchmarks.sampling``. The last lines read
-``synthesis_vs_builtin: R``, the synthesis update's time (default path) over
+``synthesis_default_path: P``, the path ``graves_tf.train --train_path=auto``
+takes (the fastest of the graves_tf paths timed: fused, autodiff, and XLA
+with ``--xla_rows``; ``graves_tf.train_path.choose``), then
+``synthesis_vs_builtin: R``, the synthesis update's time on that path over
 the keras LSTM stack's, and ``synthesis_vs_torch: R``, over the torch
 stack's, same run.
 """
@@ -155,7 +158,7 @@ def main(argv):
     del argv
     from absl import logging
 
-    from graves_tf import experiment, machine
+    from graves_tf import experiment, machine, train_path
 
     logging.set_verbosity(logging.WARNING)
 
@@ -163,6 +166,7 @@ def main(argv):
     rows = []
     builtin_seconds = {}
     ours_seconds = {}
+    default_path = {}
     torch_seconds = {}
     for config in FLAGS.configs:
         spec = experiment.spec_from_config(config)
@@ -172,13 +176,17 @@ def main(argv):
         num_steps = FLAGS.text_length if is_text else FLAGS.handwriting_length
         batch = synthetic_batch(model, batch_size, num_steps, FLAGS.synthesis_text_length)
         flops = 3 * forward_flops_per_step(model, FLAGS.synthesis_text_length) * batch_size * num_steps
-        timings = [("graves_tf", time_model_train_step(model, batch, FLAGS.timed_steps))]
-        ours_seconds[config] = timings[0][1]
+        path_seconds = {"fused": time_model_train_step(model, batch, FLAGS.timed_steps)}
+        timings = [("graves_tf", path_seconds["fused"])]
         model.stack.fused_backward = False
-        timings.append(("graves_tf, autodiff", time_model_train_step(model, batch, FLAGS.timed_steps)))
+        path_seconds["autodiff"] = time_model_train_step(model, batch, FLAGS.timed_steps)
+        timings.append(("graves_tf, autodiff", path_seconds["autodiff"]))
         model.stack.fused_backward = True
         if FLAGS.xla_rows:
-            timings.append(("graves_tf, XLA", time_model_train_step(model, batch, FLAGS.timed_steps, jit_compile=True)))
+            path_seconds["xla"] = time_model_train_step(model, batch, FLAGS.timed_steps, jit_compile=True)
+            timings.append(("graves_tf, XLA", path_seconds["xla"]))
+        default_path[config] = train_path.choose(path_seconds)
+        ours_seconds[config] = path_seconds[default_path[config]]
         if machine.has_bfloat16():
             model.matmul_precision = "bfloat16"
             timings.append(("graves_tf, bfloat16", time_model_train_step(model, batch, FLAGS.timed_steps)))
@@ -215,6 +223,8 @@ def main(argv):
         )
     if "iam_synthesis" in ours_seconds:
         ours = ours_seconds["iam_synthesis"]
+        print(f"synthesis_default_path: {default_path['iam_synthesis']} (what --train_path=auto picks: the fastest "
+              f"of the paths timed above{'' if FLAGS.xla_rows else '; xla not timed without --xla_rows'})")
         print(f"synthesis_vs_builtin: {ours / builtin_seconds['iam_synthesis']:.2f}")
         torch_time = torch_seconds["iam_synthesis"]
         print(f"synthesis_vs_torch: {'skipped (torch not installed)' if torch_time is None else f'{ours / torch_time:.2f}'}")
