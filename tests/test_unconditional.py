@@ -170,3 +170,41 @@ def test_a_page_of_samples_and_their_strokes_file(loaded, tmp_path):
     assert stored["seed"] == 2 and stored["point_stride"] == 1 and len(stored["samples"]) == 3
     for line, saved in zip(lines, stored["samples"]):
         np.testing.assert_array_equal(np.asarray(saved), line)
+
+
+def test_the_write_command_draws_samples_strokes_and_the_density_along_the_prime(tiny_run, tmp_path):
+    prime = trace(6)
+    printed = unconditional.write_command(
+        "", str(tmp_path / "free.svg"), num_points=30, bias=0.5, seed=1, num_samples=2, model_dir=tiny_run,
+        prime=lambda config: (prime, "my trace"), plot="density", strokes_output=str(tmp_path / "free.json"),
+    )
+    assert printed[0].startswith("wrote 2 sample(s) of 30 points (bias 0.5, seed 1, continuing my trace)")
+    assert "density map (fig. 10) along my trace" in printed[-1]
+    assert os.path.getsize(tmp_path / "free.density.png") > 5000
+    samples = json.loads((tmp_path / "free.json").read_text())["samples"]
+    model, config = run_dir.load_run(tiny_run)
+    expected = unconditional.sample(model, config, 30, 0.5, 1, 2, prime)
+    for saved, line in zip(samples, expected):
+        np.testing.assert_array_equal(np.asarray(saved), line)
+    paths = [e for e in ElementTree.parse(tmp_path / "free.svg").getroot().iter() if e.tag.endswith("path")]
+    assert len(paths) >= 4  # each line: the prime's two strokes, then the continuation
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(text="hello"), "--unconditional writes without text: drop the text 'hello'"),
+        (dict(num_points=0), "--num_points must be a whole number of pen points from 1"),
+        (dict(num_points=-3), "--num_points must be a whole number of pen points from 1"),
+        (dict(bias=float("nan")), "--bias must be a finite number >= 0"),
+        (dict(output="free.pdf"), "-o/--output must end in .svg or .png"),
+        (dict(output="/no/such/folder/free.svg"), "the folder /no/such/folder does not exist"),
+        (dict(strokes_output="free.npy"), "--strokes_output must end in .json"),
+        (dict(plot="attention"), "--plot=attention needs text"),
+    ],
+)
+def test_the_write_command_refuses_bad_settings_before_loading_a_model(change, message, tmp_path):
+    arguments = dict(text="", output=str(tmp_path / "free.svg"), model_dir=str(tmp_path / "no_run"))
+    arguments.update(change)
+    with pytest.raises(unconditional.UnconditionalError, match=message):
+        unconditional.write_command(arguments.pop("text"), arguments.pop("output"), **arguments)
