@@ -327,8 +327,12 @@ class Trainer:
         if self.config.keep_every and int(self.step.numpy()) % self.config.keep_every == 0:
             kept = os.path.join(self.config.model_dir, run_dir.KEPT_FOLDER)
             tf.io.gfile.makedirs(kept)
-            for source in tf.io.gfile.glob(path + ".*"):
-                tf.io.gfile.copy(source, os.path.join(kept, os.path.basename(source)), overwrite=True)
+            for source in sorted(tf.io.gfile.glob(path + ".*"), key=lambda name: name.endswith(".index")):
+                # Copied under a temporary name and renamed, data before index: a copy killed half way
+                # leaves a ``.partial`` file, never a short kept/ckpt-N that average_checkpoints would read.
+                target = os.path.join(kept, os.path.basename(source))
+                tf.io.gfile.copy(source, target + ".partial", overwrite=True)
+                tf.io.gfile.rename(target + ".partial", target, overwrite=True)
         return path
 
     def _save_with(self, manager):

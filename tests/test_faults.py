@@ -252,3 +252,240 @@ def test_export_refuses_a_model_flag_that_contradicts_the_run(tiny_run, tmp_path
     result = run("export", f"--model_dir={tiny_run}", f"--output={tmp_path / 'saved'}", "--num_mixtures=20")
     refused(result, "these flags contradict it: --num_mixtures=20 (the run's: 3)")
     assert not (tmp_path / "saved").exists()
+
+
+# -- a training run killed while it writes a checkpoint ------------------------
+
+TRAIN = "graves_tf.train"
+# Runs the training command in this process with the pointer-moving step of a save held back: once the files
+# of checkpoint argv[1] are written, it writes argv[2] and sleeps, so the test can SIGKILL it right there.
+STALL_BEFORE_THE_POINTER = r"""
+import os, runpy, sys, time
+from graves_tf import checkpoint_files
+stall_at, marker = sys.argv[1], sys.argv[2]
+commit_check = checkpoint_files._commit_check
+def stalled(path):
+    if os.path.basename(path) == stall_at:
+        with open(marker, "w") as f:
+            f.write(path)
+        time.sleep(600)
+    commit_check(path)
+checkpoint_files._commit_check = stalled
+sys.argv = ["train"] + sys.argv[3:]
+runpy.run_module("%s", run_name="__main__", alter_sys=True)
+""" % TRAIN
+
+
+def train_args(folder, run_folder, train_steps, checkpoint_every):
+    return [f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={run_folder}", *data_args(folder),
+            "--eval_every=0", "--noprogress_bar", f"--train_steps={train_steps}", f"--checkpoint_every={checkpoint_every}"]
+
+
+def pointer(folder):
+    """The checkpoint a folder's ``checkpoint`` file names as the latest (None: no pointer yet)."""
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(str(folder))
+    return state.model_checkpoint_path if state else None
+
+
+def model_tensors(path):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(path))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("model/")}
+
+
+def wait_for(condition, process, log, seconds=240):
+    import time
+
+    deadline = time.time() + seconds
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"training ended (exit {process.returncode}) before the test could kill it: "
+                        + log.read_text()[-3000:])
+        if time.time() > deadline:
+            process.kill()
+            pytest.fail("training never reached the point to kill it at: " + log.read_text()[-3000:])
+        time.sleep(0.001)
+
+
+def test_a_run_killed_after_writing_a_checkpoint_before_its_pointer_moves_resumes_as_if_never_written(tmp_path):
+    """SIGKILL between the files of ckpt-4 and the pointer naming them: the pointer still names ckpt-2, the
+    rerun resumes from it, and its final weights equal those of a run that never had ckpt-4's files (1e-6)."""
+    import signal
+
+    from graves_tf import checkpoint_files
+
+    run_folder, marker, log = tmp_path / "run", tmp_path / "stalled", tmp_path / "log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", STALL_BEFORE_THE_POINTER, "ckpt-4", str(marker), *train_args(tmp_path, run_folder, 6, 2)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+        wait_for(marker.exists, process, log)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    checkpoints = run_folder / "checkpoints"
+    assert pointer(checkpoints) == str(checkpoints / "ckpt-2")  # never on the unverified ckpt-4
+    assert (checkpoints / "ckpt-4.index").exists()  # its files were written
+    assert checkpoint_files.newest_intact(str(checkpoints)) == str(checkpoints / "ckpt-2")
+    # The reference: the same folder without any trace of ckpt-4.
+    reference = tmp_path / "reference"
+    shutil.copytree(run_folder, reference)
+    for leftover in (reference / "checkpoints").glob("ckpt-4*"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    for folder in (run_folder, reference):
+        result = run(TRAIN, *train_args(tmp_path, folder, 6, 2))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "resumed from step 2" in result.stdout
+        assert pointer(folder / "checkpoints") == str(folder / "checkpoints" / "ckpt-6")
+    resumed, clean = model_tensors(checkpoints / "ckpt-6"), model_tensors(reference / "checkpoints" / "ckpt-6")
+    assert resumed.keys() == clean.keys() and resumed
+    for key in clean:
+        np.testing.assert_allclose(resumed[key], clean[key], rtol=0, atol=1e-6, err_msg=key)
+    assert checkpoint_files.problem(str(checkpoints / "ckpt-4")) is None  # written again, whole
+
+
+def unlisted_files(folder, latest):
+    """Files a save left that the pointer does not name: TensorFlow's ``*_temp`` folder, or a newer ``ckpt-N``."""
+    step = int(latest.rsplit("-", 1)[1])
+    found = []
+    for name in os.listdir(folder):
+        if "_temp" in name:
+            found.append(name)
+        elif name.startswith("ckpt-") and int(name.split(".")[0].split("-")[1].split("_")[0]) > step:
+            found.append(name)
+    return found
+
+
+def test_sigkill_while_checkpoints_are_written_never_leaves_the_pointer_on_a_partial_file(tmp_path):
+    """A run saving every update is killed six times: three times the moment TensorFlow's temporary checkpoint
+    folder appears (mid-write), three times at a random moment. After each kill the pointer names a checkpoint
+    that reads back whole, and the rerun resumes from it; at least one kill caught a save half done."""
+    import random
+    import signal
+
+    from graves_tf import checkpoint_files
+
+    rng = random.Random(0)
+    run_folder, log = tmp_path / "run", tmp_path / "log"
+    checkpoints = run_folder / "checkpoints"
+    caught_mid_save, steps = [], []
+    for attempt in range(6):
+        before = pointer(checkpoints)
+        with open(log, "w") as out:
+            process = subprocess.Popen([sys.executable, "-m", TRAIN, *train_args(tmp_path, run_folder, 10**6, 1)],
+                                       stdout=out, stderr=subprocess.STDOUT)
+            wait_for(lambda: pointer(checkpoints) not in (None, before), process, log)  # it has saved once
+            if attempt % 2 == 0:
+                wait_for(lambda: any("_temp" in n for n in os.listdir(checkpoints)), process, log)
+            else:
+                import time
+
+                time.sleep(rng.uniform(0, 0.5))
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+        latest = pointer(checkpoints)
+        assert checkpoint_files.problem(latest) is None, (attempt, latest, checkpoint_files.problem(latest))
+        assert checkpoint_files.newest_intact(str(checkpoints)) == latest
+        if unlisted_files(checkpoints, latest):
+            caught_mid_save.append((attempt, unlisted_files(checkpoints, latest)))
+        if "resumed from step" in log.read_text():
+            assert f"resumed from step {steps[-1]}" in log.read_text()
+        steps.append(checkpoint_files_step(latest))
+    assert caught_mid_save, "no kill landed inside a save; the test did not test it"
+    assert steps == sorted(steps) and steps[-1] > steps[0]
+    result = run(TRAIN, *train_args(tmp_path, run_folder, steps[-1] + 2, 1))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resumed from step {steps[-1]}" in result.stdout
+    assert pointer(checkpoints) == str(checkpoints / f"ckpt-{steps[-1] + 2}")
+    assert checkpoint_files.problem(pointer(checkpoints)) is None
+
+
+def checkpoint_files_step(path):
+    from graves_tf import run_dir
+
+    return run_dir.checkpoint_step(path)
+
+
+# -- a partial enwik8.zip ------------------------------------------------------
+
+
+def hutter_builder_module():
+    import importlib
+
+    from graves_tf import datasets
+
+    package = datasets.import_builder("enwik8")
+    return importlib.import_module(package.__name__ + ".hutter_dataset_builder")
+
+
+def enwik8_zip(path, damage):
+    """A zip of the builder's dummy enwik8 prefix, cut in half (``"cut"``) or with a byte of its data flipped."""
+    import zipfile
+
+    data = (REPO / "tfds_builders" / "hutter" / "dummy_data" / "manual" / "enwik8.prefix").read_bytes()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("enwik8", data)
+    raw = bytearray(path.read_bytes())
+    if damage == "cut":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[60] ^= 0xFF  # inside the compressed member, past its local header
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_a_truncated_enwik8_zip_is_named_with_what_to_do(tmp_path):
+    """Was: a zip without its central directory was read as raw bytes (hutter/prefix built from the
+    compressed bytes; paper/standard said to use prefix)."""
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    archive = enwik8_zip(manual / "enwik8.zip", "cut")
+    result = run(
+        TRAIN, f"--flagfile={experiment.config_path('tiny_text')}", "--dataset=enwik8", "--hutter_config=prefix",
+        f"--model_dir={tmp_path / 'run'}", f"--data_dir={tmp_path / 'tfds'}",
+        f"--manual_dir={manual}", "--train_steps=1",
+    )
+    refused(result, f"{archive} is cut short or damaged (no zip central directory at its end)")
+    assert "download enwik8.zip again from http://mattmahoney.net/dc/enwik8.zip" in result.stderr
+
+
+def test_a_damaged_enwik8_zip_member_is_named(tmp_path):
+    module = hutter_builder_module()
+    archive = enwik8_zip(tmp_path / "enwik8.zip", "flip")
+    source = module.find_local_source(module.epath.Path(tmp_path))
+    assert source.member == "enwik8"
+    with pytest.raises(module.CorruptArchive, match=f"{archive} is cut short or damaged"):
+        module.scan(source)
+
+
+def test_a_kept_checkpoint_copy_cut_short_leaves_no_short_kept_checkpoint(tmp_path, monkeypatch):
+    """``--keep_every`` copies a checkpoint into kept/ (average_checkpoints reads kept/ckpt-N first): a copy that
+    dies half way (a full disk, a kill) leaves only a ``.partial`` file, never a short kept/ckpt-N."""
+    import tensorflow as tf
+    from test_training import make_trainer
+
+    from graves_tf import run_dir
+
+    copy = tf.io.gfile.copy
+
+    def dies_half_way(source, target, overwrite=False):
+        if ".data-" in source and "ckpt-4" in source:
+            with open(source, "rb") as f, open(target, "wb") as out:
+                out.write(f.read()[: os.path.getsize(source) // 2])
+            raise OSError("No space left on device")
+        return copy(source, target, overwrite=overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", dies_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        make_trainer(tmp_path, 8, keep_every=4, checkpoint_every=4).fit()
+    kept = tmp_path / run_dir.KEPT_FOLDER
+    assert sorted(os.listdir(kept)) == ["ckpt-4.data-00000-of-00001.partial"]
+    monkeypatch.undo()
+    again = make_trainer(tmp_path, 8, keep_every=4, checkpoint_every=4)
+    assert again.restore() == 4  # its rolling copy is whole
+    again.fit()
+    assert sorted(n for n in os.listdir(kept) if not n.endswith(".partial")) == [
+        "ckpt-8.data-00000-of-00001", "ckpt-8.index"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import zipfile
+import zlib
 
 from absl import logging
 from etils import epath
@@ -36,6 +37,18 @@ import tensorflow_datasets as tfds
 
 URL = "http://mattmahoney.net/dc/enwik8.zip"
 MEMBER = "enwik8"  # the zip's single member
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+class CorruptArchive(ValueError):
+    """enwik8.zip of the manual_dir ends early or is damaged (a partial download)."""
+
+
+def _corrupt(path, problem) -> CorruptArchive:
+    return CorruptArchive(
+        f"{path} is cut short or damaged ({problem}), as a partial download leaves it: "
+        f"download {path.name} again from {URL} and rebuild"
+    )
 
 
 @dataclasses.dataclass(eq=False)
@@ -106,11 +119,16 @@ def scan(source: Source, chunk_size: int = 1 << 20) -> Scan:
     md5 = hashlib.md5()
     counts = np.zeros(256, dtype=np.int64)
     size = 0
-    with source.open() as f:
-        while chunk := f.read(chunk_size):
-            md5.update(chunk)
-            counts += np.bincount(np.frombuffer(chunk, dtype=np.uint8), minlength=256)
-            size += len(chunk)
+    try:
+        with source.open() as f:
+            while chunk := f.read(chunk_size):
+                md5.update(chunk)
+                counts += np.bincount(np.frombuffer(chunk, dtype=np.uint8), minlength=256)
+                size += len(chunk)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+        if source.member is None:
+            raise
+        raise _corrupt(source.path, f"{type(error).__name__}: {error}") from None
     return Scan(size, md5.hexdigest(), [int(b) for b in np.flatnonzero(counts)])
 
 
@@ -142,6 +160,11 @@ def find_local_source(manual_dir: epath.Path | None) -> Source | None:
         if path.exists() and not path.is_dir():
             with path.open("rb") as f:
                 is_zip = zipfile.is_zipfile(f)
+                f.seek(0)
+                starts_like_a_zip = f.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+            if not is_zip and (starts_like_a_zip or name.endswith(".zip")):
+                # Not read as raw bytes: the prefix config would split the compressed bytes.
+                raise _corrupt(path, "no zip central directory at its end")
             return Source(path, MEMBER if is_zip else None)
     return None
 
@@ -158,6 +181,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """enwik8 as an ordered byte stream."""
 
     VERSION = tfds.core.Version("1.0.0")
+
+    # This folder, wherever the package is. TFDS's defaults join the module name onto the top-level package's
+    # folder, which misses graves_tf.tfds_builders where an editable install maps that name onto a checkout's
+    # tfds_builders/ (setup.py's package_dir). TFDS reads README.md and CITATIONS.bib from pkg_dir_path,
+    # checksums.tsv next to code_path, and its test case the dummy_data/ there.
+    pkg_dir_path = epath.Path(__file__).parent
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> epath.Path:
+        return epath.Path(__file__)
+
+
     RELEASE_NOTES = {"1.0.0": "Initial release: paper, standard and prefix configs."}
     BUILDER_CONFIGS = [
         HutterConfig(
