@@ -185,18 +185,19 @@ def trained_cell(progress):
 
 
 def release_cell(config):
+    """How far a shipped model trained: what ``release`` stored of its run (``release.training``)."""
     from graves_tf import pretrained
 
-    release = config["release"]
+    training = config["release"].get("training") or {}
     text = f"released: {pretrained.describe_release(config)}"
-    if release.get("epochs") is not None:
-        text += f", {release['epochs']:.2f} epochs"
-    if release.get("hours") is not None:
-        text += f", {release['hours']:.1f} h"
-    if release.get("plateau_cuts") is None:
+    if training.get("epochs") is not None:
+        text += f", {training['epochs']:.2f} epochs"
+    if training.get("hours") is not None:
+        text += f", {training['hours']:.1f} h"
+    if training.get("plateau_cuts") is None:
         text += "; how far it trained is not in the release (docs/handwriting.md, 'The shipped model')"
-    elif release["plateau_cuts"]:
-        text += f"; validation stopped improving: learning rate cut {release['plateau_cuts']} time(s)"
+    elif training["plateau_cuts"]:
+        text += f"; validation stopped improving: learning rate cut {training['plateau_cuts']} time(s)"
     else:
         text += "; **partial** (the learning rate was never cut)"
     return text

@@ -77,7 +77,7 @@ def test_rows_with_a_run_a_release_and_nothing(table):
     root, evaluated = table
     fake_run(root / "runs" / "tiny_prediction")
     (root / "runs" / "tiny_prediction" / "command.sh").write_text("#!/bin/bash\n")
-    fake_release(root / "shipped" / "tiny", epochs=3.5, hours=2.0, plateau_cuts=1)
+    fake_release(root / "shipped" / "tiny", training=dict(steps=300, epochs=3.5, hours=2.0, plateau_cuts=1))
     results.main(["handwriting_results"])
     markdown = (root / "table.md").read_text()
     run = cells(markdown, "tiny prediction")
