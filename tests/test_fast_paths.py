@@ -285,3 +285,25 @@ def test_the_skip_stack_wiring_matches_a_numpy_reference_of_the_papers_equations
         # the comparison can tell a wrong delay
         wrong = numpy_skip_stack(stack, x, np.eye(5)[text], text_mask, delay_every_layer=True)
         assert np.max(np.abs(out["hidden"][1].numpy() - wrong["hidden"][1])) > 1e-3
+
+
+@pytest.mark.parametrize("length", [1, 5])
+def test_scan_in_reverse_is_scanning_the_reversed_sequence(length):
+    """``scan(..., reverse=True)`` (the fused backward passes' loop) against flipping xs and ys around a forward scan."""
+    rng = np.random.default_rng(0)
+    xs = (tf.constant(rng.normal(size=(length, 3, 2))), tf.constant(rng.normal(size=(length, 3))))
+
+    def running(carry, x):
+        a, b = x
+        carry = 0.5 * carry + a * b[:, None]
+        return carry, (carry, tf.reduce_sum(carry, axis=-1))
+
+    init = tf.zeros((3, 2), tf.float64)
+    last, (seq, sums) = scan(running, init, xs, reverse=True)
+    flipped_last, (flipped_seq, flipped_sums) = scan(running, init, tuple(tf.reverse(x, [0]) for x in xs))
+    np.testing.assert_allclose(last.numpy(), flipped_last.numpy(), rtol=0, atol=0)
+    np.testing.assert_allclose(seq.numpy(), tf.reverse(flipped_seq, [0]).numpy(), rtol=0, atol=0)
+    np.testing.assert_allclose(sums.numpy(), tf.reverse(flipped_sums, [0]).numpy(), rtol=0, atol=0)
+    if length > 1:  # the order matters: a forward scan gives another final carry
+        forward_last, _ = scan(running, init, xs)
+        assert not np.allclose(forward_last.numpy(), last.numpy())

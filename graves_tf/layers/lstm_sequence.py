@@ -69,15 +69,6 @@ def _or_zeros(gradient, like):
     return ops.zeros_like(like) if gradient is None else gradient
 
 
-def _reverse(x):
-    return ops.flip(x, axis=0)
-
-
-def _shift(initial, carried_seq):
-    """The value before each step: ``[initial, carried_1, ..., carried_{T-1}]``."""
-    return ops.concatenate([ops.expand_dims(initial, 0), carried_seq[:-1]], axis=0)
-
-
 def _lstm_step_backward(dh, dc_in, gates, c_prev, tanh_c, peepholes, clip):
     """Backward of eqs. 7-11 for one step: ``(dz, dc_prev)``, dz clipped like :func:`clip_gradient` clips."""
     p_i, p_f, p_o = peepholes
@@ -158,14 +149,13 @@ def _lstm_sequence(clip, dtype=None):
             z_x, m = xs
             h, c, tanh_c, gates = _forward_lstm(z_x + matmul(h_prev, kernel_mm, dtype), c_prev, peepholes)
             h_next, c_next = _select(m, h, h_prev), _select(m, c, c_prev)
-            return (h_next, c_next), (h, gates, c, tanh_c, h_next, c_next)
+            return (h_next, c_next), (h, gates, c, tanh_c, h_prev, c_prev)
 
-        (h_last, c_last), (h_seq, gates_seq, c_new_seq, tanh_c_seq, h_carry_seq, c_carry_seq) = scan(
+        (h_last, c_last), (h_seq, gates_seq, c_new_seq, tanh_c_seq, h_prev_seq, c_prev_seq) = scan(
             forward, (h0, c0), (z_seq, mask_seq)
         )
 
         def grad(dh_seq, dh_last, dc_last):
-            c_prev_seq = _shift(c0, c_carry_seq)
             kernel_t = for_matmul(ops.transpose(kernel), dtype)
 
             def backward(carry, xs):
@@ -177,13 +167,13 @@ def _lstm_sequence(clip, dtype=None):
                 dh_prev = matmul(dz, kernel_t, dtype) + (1.0 - m) * dh_carry
                 return (dh_prev, dc_prev + (1.0 - m) * dc_carry), dz
 
-            (dh0, dc0), dz_rev = scan(
+            (dh0, dc0), dz_seq = scan(
                 backward,
                 (_or_zeros(dh_last, h0), _or_zeros(dc_last, c0)),
-                tuple(_reverse(x) for x in (_or_zeros(dh_seq, h_seq), mask_seq, gates_seq, c_prev_seq, tanh_c_seq)),
+                (_or_zeros(dh_seq, h_seq), mask_seq, gates_seq, c_prev_seq, tanh_c_seq),
+                reverse=True,
             )
-            dz_seq = _reverse(dz_rev)
-            weight_grads = _weight_gradients(_shift(h0, h_carry_seq), dz_seq, c_prev_seq, c_new_seq, dtype)
+            weight_grads = _weight_gradients(h_prev_seq, dz_seq, c_prev_seq, c_new_seq, dtype)
             return (dz_seq, ops.zeros_like(mask_seq), dh0, dc0, *weight_grads)
 
         return (h_seq, h_last, c_last), grad
@@ -255,26 +245,26 @@ def _windowed_lstm_sequence(clip, dtype=None):
         def forward(carry, xs):
             h_prev, c_prev, kappa_prev, w_prev = carry
             z_x, m = xs
-            z = z_x + matmul(ops.concatenate([w_prev, h_prev], axis=-1), kernel_mm, dtype)
+            recurrent_inputs = ops.concatenate([w_prev, h_prev], axis=-1)
+            z = z_x + matmul(recurrent_inputs, kernel_mm, dtype)
             h, c, tanh_c, gates = _forward_lstm(z, c_prev, peepholes)
             params = backend_ops.matmul(h, window_kernel) + window_bias
             window = soft_window(params, kappa_prev, onehot, text_mask)
             new = (h, c, window["kappa"], window["w"])
             carry_next = tuple(_select(m, a, b) for a, b in zip(new, carry))
-            saved = (gates, c, tanh_c, params, window["kappa"]) + carry_next
+            saved = (gates, c, tanh_c, params, window["kappa"], c_prev, recurrent_inputs)
             return carry_next, (h, window["w"], window["phi"], window["phi_end"]) + saved
 
         carry_last, ys = scan(forward, (h0, c0, kappa0, w0), (z_seq, mask_seq))
         h_seq, w_seq, phi_seq, phi_end_seq = ys[:4]
         gates_seq, c_new_seq, tanh_c_seq, params_seq, kappa_new_seq = ys[4:9]
-        h_carry_seq, c_carry_seq, _, w_carry_seq = ys[9:]
+        c_prev_seq, recurrent_inputs_seq = ys[9:]
 
         def grad(*upstream):
             dh_seq, dw_seq, dphi_seq, dphi_end_seq = (
                 _or_zeros(g, like) for g, like in zip(upstream[:4], (h_seq, w_seq, phi_seq, phi_end_seq))
             )
             d_carry_last = tuple(_or_zeros(g, like) for g, like in zip(upstream[4:], (h0, c0, kappa0, w0)))
-            c_prev_seq = _shift(c0, c_carry_seq)
             kernel_t = for_matmul(ops.transpose(kernel), dtype)
             window_kernel_t = ops.transpose(window_kernel)
             w_dim = ops.shape(w0)[-1]
@@ -298,11 +288,7 @@ def _windowed_lstm_sequence(clip, dtype=None):
                 return new_carry, (dz, d_params)
 
             xs = (dh_seq, dw_seq, dphi_seq, dphi_end_seq, mask_seq, gates_seq, c_prev_seq, tanh_c_seq, params_seq, kappa_new_seq)
-            (dh0, dc0, dkappa0, dw0), (dz_rev, d_params_rev) = scan(
-                backward, d_carry_last, tuple(_reverse(x) for x in xs)
-            )
-            dz_seq, d_params_seq = _reverse(dz_rev), _reverse(d_params_rev)
-            recurrent_inputs_seq = ops.concatenate([_shift(w0, w_carry_seq), _shift(h0, h_carry_seq)], axis=-1)
+            (dh0, dc0, dkappa0, dw0), (dz_seq, d_params_seq) = scan(backward, d_carry_last, xs, reverse=True)
             weight_grads = _weight_gradients(recurrent_inputs_seq, dz_seq, c_prev_seq, c_new_seq, dtype)
             d_window_kernel = backend_ops.matmul(ops.transpose(_flat(h_seq)), _flat(d_params_seq))
             d_window_bias = ops.sum(_flat(d_params_seq), axis=0)

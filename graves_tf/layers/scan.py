@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 
-def scan(f, init, xs):
+def scan(f, init, xs, reverse=False):
     """Loops ``carry, y = f(carry, x)`` over the leading axis of ``xs``.
 
     Args:
@@ -18,12 +18,15 @@ def scan(f, init, xs):
         init: the initial carry (a nested structure of tensors).
         xs: a nested structure of tensors with a common leading (time) axis of
             length at least 1.
+        reverse: loop from the last step to the first; ``ys[t]`` is still the
+            output of step t (as ``jax.lax.scan(..., reverse=True)``): the
+            same as reversing xs and ys, without copying them.
 
     Returns:
         ``(final_carry, ys)``, ys stacked along a new leading axis.
     """
     if keras.backend.backend() != "tensorflow":
-        return ops.scan(f, init, xs)
+        return ops.scan(f, init, xs, reverse=reverse)
     import tensorflow as tf
 
     xs_flat = keras.tree.flatten(xs)
@@ -32,21 +35,24 @@ def scan(f, init, xs):
         tf.TensorArray(x.dtype, size=length, element_shape=x.shape[1:]).unstack(x) for x in xs_flat
     ]
 
+    def index(t):
+        return length - 1 - t if reverse else t
+
     def x_at(t):
-        return keras.tree.pack_sequence_as(xs, [a.read(t) for a in xs_arrays])
+        return keras.tree.pack_sequence_as(xs, [a.read(index(t)) for a in xs_arrays])
 
     # The first step runs outside the loop: it tells the structure of y.
     carry, y = f(init, x_at(0))
     ys_flat = keras.tree.flatten(y)
     ys_arrays = [
-        tf.TensorArray(v.dtype, size=length, element_shape=v.shape).write(0, v) for v in ys_flat
+        tf.TensorArray(v.dtype, size=length, element_shape=v.shape).write(index(0), v) for v in ys_flat
     ]
     carry_flat = keras.tree.flatten(carry)
 
     def body(t, carry_flat, ys_arrays):
         carry = keras.tree.pack_sequence_as(init, carry_flat)
         carry, y = f(carry, x_at(t))
-        new_arrays = [a.write(t, v) for a, v in zip(ys_arrays, keras.tree.flatten(y))]
+        new_arrays = [a.write(index(t), v) for a, v in zip(ys_arrays, keras.tree.flatten(y))]
         return t + 1, keras.tree.flatten(carry), new_arrays
 
     _, carry_flat, ys_arrays = tf.while_loop(
