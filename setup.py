@@ -5,6 +5,25 @@ import pathlib
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+# A checkout keeps export/ and tfds_builders/ at its top level; the wheel installs them inside the package, as
+# graves_tf.export and graves_tf.tfds_builders, so an installed graves_tf adds no generic top-level names
+# (and no tests package). An editable install maps the two names to the checkout's folders.
+PACKAGE_DIR = {"graves_tf.export": "export", "graves_tf.tfds_builders": "tfds_builders"}
+PACKAGES = [
+    *find_packages(include=["graves_tf", "graves_tf.*"]),
+    *(f"graves_tf.{name}" for name in find_packages(include=["export", "export.*", "tfds_builders", "tfds_builders.*"])),
+]
+# The programs of graves_tf/cli/, as commands (each also runs as python -m graves_tf.cli.NAME).
+COMMANDS = {
+    "graves-tf-write": "write",
+    "graves-tf-train": "train",
+    "graves-tf-evaluate": "evaluate",
+    "graves-tf-export": "export",
+    "graves-tf-serve": "serve",
+    "graves-tf-gallery": "gallery",
+    "graves-tf-average-checkpoints": "average_checkpoints",
+    "graves-tf-release": "release",
+}
 SERVE = ["starlette>=0.37", "uvicorn>=0.29"]
 
 setup(
@@ -17,11 +36,14 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["graves_tf", "graves_tf.*", "tfds_builders", "tfds_builders.*", "export", "export.*"]),
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    entry_points={"console_scripts": [f"{command}=graves_tf.cli.{name}:run" for command, name in COMMANDS.items()]},
     package_data={
         "graves_tf": ["configs/*.cfg", "pretrained/*/*", "web/*"],  # every shipped model folder; the serve page
+        "graves_tf.export": ["README.md"],
         # TFDS reads checksums.tsv next to each builder; dummy_data/ serves the notebooks and tests.
-        "tfds_builders": ["*.md", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/**/*"],
+        "graves_tf.tfds_builders": ["*.md", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/**/*"],
     },
     include_package_data=True,
     install_requires=[

@@ -37,7 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from benchmarks.ocr import Reader, character_error_rate  # noqa: E402
-from graves_tf import write  # noqa: E402  (defines --model_dir, --checkpoint, --data_dir, --seed)
+from graves_tf import write  # noqa: E402
+from graves_tf.cli import write as write_program  # noqa: E402,F401  (write's flags: --model_dir, --checkpoint, --data_dir, --seed)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_styles", 13, "Styles to choose.")

@@ -50,6 +50,7 @@ _DRIVER = textwrap.dedent("""
     t = time.perf_counter()
     from absl import flags
     from graves_tf import drawing, experiment, pretrained, write
+    from graves_tf.cli import write as write_program  # write's flags, with their defaults
     flags.FLAGS(["write"])
     times["other imports"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -18,7 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from benchmarks.common import time_model_train_step  # noqa: E402
-from graves_tf import datasets, experiment  # noqa: E402  (experiment defines --data_dir)
+from graves_tf import datasets, experiment  # noqa: E402
+
+experiment.define_data_flags()  # --data_dir
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("manual_dir_iam", None, "Raw IAM-OnDB archives (skipped if not given).")

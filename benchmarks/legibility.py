@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from benchmarks.ocr import Reader, character_error_rate, normalise_text  # noqa: E402
-from graves_tf import write  # noqa: E402  (defines --model_dir, --data_dir, --seed, ...)
+from graves_tf import write  # noqa: E402
+from graves_tf.cli import write as write_program  # noqa: E402,F401  (write's flags: --model_dir, --data_dir, --seed, ...)
 
 FLAGS = flags.FLAGS
 

@@ -35,7 +35,7 @@ def sampling_rows(num_steps, repeats, batch_sizes=(1, 32)):
     import numpy as np
     import tensorflow as tf
 
-    from export.saved_model import export_run
+    from graves_tf.export.saved_model import export_run
     from graves_tf import alphabet, experiment, machine, run_dir, sampling
 
     spec = experiment.spec_from_config("iam_synthesis")

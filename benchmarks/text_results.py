@@ -24,7 +24,9 @@ import sys
 
 from absl import app, flags
 
-from graves_tf import experiment  # noqa: F401  (defines --data_dir, passed on to graves_tf.evaluate)
+from graves_tf import experiment
+
+experiment.define_data_flags()  # --data_dir, passed on to graves_tf.evaluate
 
 FLAGS = flags.FLAGS
 

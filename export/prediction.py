@@ -26,7 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from export.saved_model import INFO_FILE, _lengths_checks
+from .saved_model import INFO_FILE, _lengths_checks
 from graves_tf.data.handwriting import downsample_strokes
 from graves_tf.sampling import sample_handwriting
 from graves_tf.unconditional import MAX_POINTS

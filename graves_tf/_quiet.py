@@ -18,7 +18,7 @@ level, so ``TF_CPP_MIN_LOG_LEVEL=2`` shows it) ``oneDNN supports DT_INT32
 only on platforms with AVX-512. Falling back to the default Eigen-based
 implementation``, even on CPUs with AVX-512. For the command-line tools
 (``python -m graves_tf.write``, ``graves_tf.train``, ``graves_tf.evaluate``,
-``export``; :data:`TOOLS`) :func:`filter_stderr` therefore sends descriptor
+``export``, their ``graves_tf.cli`` programs and ``graves-tf-*`` console scripts; :data:`TOOLS`) :func:`filter_stderr` therefore sends descriptor
 2 through a ``grep -v`` child process for the rest of the run: every other
 line passes unchanged, and a crash loses nothing (the child prints what the
 pipe holds, then sees it close).
@@ -46,7 +46,9 @@ NOISE_PATTERN = "|".join([
     r"util\.cc:[0-9]+] oneDNN supports DT_INT32 only on platforms with AVX-512",
 ])
 NOISE = re.compile(NOISE_PATTERN)
-TOOLS = ("graves_tf.write", "graves_tf.train", "graves_tf.evaluate", "export")
+TOOLS = ("graves_tf.write", "graves_tf.train", "graves_tf.evaluate", "export", "graves_tf.export")
+TOOLS += tuple(f"graves_tf.cli.{name}" for name in ("write", "train", "evaluate", "export"))
+SCRIPTS = ("graves-tf-write", "graves-tf-train", "graves-tf-evaluate", "graves-tf-export")  # setup.py's console scripts
 
 
 def verbose():
@@ -55,8 +57,10 @@ def verbose():
 
 
 def running_tool():
-    """Whether this process is ``python -m TOOL`` for one of :data:`TOOLS`."""
+    """Whether this process is ``python -m TOOL`` for one of :data:`TOOLS`, or one of the :data:`SCRIPTS`."""
     argv = getattr(sys, "orig_argv", [])
+    if sys.argv and os.path.basename(sys.argv[0]) in SCRIPTS:
+        return True
     return any(a == "-m" and b in TOOLS for a, b in zip(argv, argv[1:]))
 
 

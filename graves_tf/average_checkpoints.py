@@ -13,20 +13,12 @@ MODEL_DIR/checkpoints) or gives their paths. The average is written to
 the last checkpoint's update and ``averaged_steps`` listing them all; every
 command that takes ``--model_dir`` and ``--checkpoint`` reads it
 (``write``, ``evaluate``, ``export``, ``pretrained.release``, the benchmarks).
+
+The program (its flags and ``main``) is :mod:`graves_tf.cli.average_checkpoints`;
+``python -m graves_tf.average_checkpoints`` runs it.
 """
 
 import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
-
-from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir and --output)
-
-FLAGS = flags.FLAGS
-
-flags.DEFINE_list("checkpoints", [], "Two or more checkpoints: ckpt-N names of the run, or paths.")
 
 AVERAGED_FOLDER = "averaged"
 
@@ -83,18 +75,7 @@ def average_checkpoints(model_dir, names, output=None):
     return checkpoint.write(output)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.model_dir:
-        raise app.UsageError("--model_dir is required")
-    try:
-        path = average_checkpoints(FLAGS.model_dir, FLAGS.checkpoints, FLAGS.output)
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(str(error))
-    print(f"averaged {len(FLAGS.checkpoints)} checkpoints into {path}")
-    print(f"use it with --model_dir={FLAGS.model_dir} --checkpoint={path}")
-
-
 if __name__ == "__main__":
-    app.run(main)
+    from graves_tf.cli.average_checkpoints import run
+
+    run()

@@ -1,6 +1,8 @@
 """The paper's datasets as model batches: TFDS builders in, input pipelines out.
 
-The builders live in ``tfds_builders/``; this module prepares them (from
+The builders live in ``tfds_builders/`` (a checkout's top level), imported as
+``graves_tf.tfds_builders`` (where the wheel installs them; an editable install maps
+that name to the checkout's folder); this module prepares them (from
 ``--manual_dir`` when the dataset is not built yet) and feeds their splits
 through :mod:`graves_tf.data`.
 """
@@ -19,10 +21,10 @@ from graves_tf.data import Vocabulary, handwriting_batches, sentence_batches, st
 from graves_tf.data.handwriting import downsample_strokes
 
 BUILDERS = {  # dataset flag -> (builder package, TFDS name)
-    "iam_ondb": ("tfds_builders.iam_ondb", "iam_ondb"),
-    "ptb_char": ("tfds_builders.ptb", "ptb/char"),
-    "ptb_word": ("tfds_builders.ptb", "ptb/word"),
-    "enwik8": ("tfds_builders.hutter", "hutter/{hutter_config}"),
+    "iam_ondb": ("graves_tf.tfds_builders.iam_ondb", "iam_ondb"),
+    "ptb_char": ("graves_tf.tfds_builders.ptb", "ptb/char"),
+    "ptb_word": ("graves_tf.tfds_builders.ptb", "ptb/word"),
+    "enwik8": ("graves_tf.tfds_builders.hutter", "hutter/{hutter_config}"),
 }
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
 HANDWRITING_BUCKETS = (300, 450, 600, 750, 900, 1200)
@@ -42,10 +44,23 @@ def builder_name(dataset, hutter_config="paper"):
     return BUILDERS[dataset][1].format(hutter_config=hutter_config)
 
 
+def import_builder(dataset):
+    """Imports (and so registers) the builder package of ``dataset``: ``graves_tf.tfds_builders.NAME``, installed
+    or in a checkout installed editable; a checkout on ``sys.path`` but not installed has it at the top level
+    (``tfds_builders.NAME``). One process uses one of the two names: TFDS refuses a builder registered twice."""
+    package = BUILDERS[dataset][0]
+    try:
+        return importlib.import_module(package)
+    except ModuleNotFoundError as error:
+        if error.name not in ("graves_tf.tfds_builders", package):
+            raise
+        return importlib.import_module(package.removeprefix("graves_tf."))
+
+
 def build_command(dataset, data_dir, hutter_config="paper"):
     """The ``tfds build`` command line that prepares ``dataset`` in ``data_dir``."""
-    package, name = BUILDERS[dataset]
-    folder = pathlib.Path(importlib.import_module(package).__file__).parent
+    name = BUILDERS[dataset][1]
+    folder = pathlib.Path(import_builder(dataset).__file__).parent
     config = name.format(hutter_config=hutter_config).partition("/")[2]
     config_flag = f" --config={config}" if config else ""
     return f"tfds build {folder}{config_flag} --manual_dir=<folder with the raw files> --data_dir={data_dir}"
@@ -55,7 +70,7 @@ def prepare_builder(dataset, data_dir=None, manual_dir=None, hutter_config="pape
     """The TFDS builder of ``dataset``, built from ``manual_dir`` first if it is not built yet."""
     data_dir = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
     name = builder_name(dataset, hutter_config)
-    importlib.import_module(BUILDERS[dataset][0])  # registers the builder
+    import_builder(dataset)  # registers the builder
     builder = tfds.builder(name, data_dir=data_dir)
     if builder.is_prepared():
         return builder

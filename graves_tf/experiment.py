@@ -1,12 +1,15 @@
-"""Experiment settings shared by the command-line tools: flags, validation, model building.
+"""Experiment settings shared by the command-line tools: flag groups, validation, model building.
 
 Every experiment of the paper has a flagfile in ``graves_tf/configs/``; the
-flags defined here are what those files set. :func:`build_model` is the
-flag-free entry point (it validates and raises ``ValueError`` with a message
-that names the offending setting).
+flag groups here are what those files set: :func:`define_flags` and its parts,
+which define nothing until a program calls them (the programs are in
+``graves_tf/cli/``). :func:`build_model` is the flag-free entry point (it
+validates and raises ``ValueError`` with a message that names the offending
+setting).
 """
 
 import dataclasses
+import functools
 import pathlib
 
 from absl import flags
@@ -46,132 +49,183 @@ PAPER_CLIPS = {  # (LSTM pre-activation clip, output clip), sections 3.1 and 4.2
 }
 CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
 
-# Model.
-flags.DEFINE_enum("model", "handwriting_synthesizer", list(MODELS), "Which network of the paper.")
-flags.DEFINE_enum("dataset", "iam_ondb", list(DATASETS), "Training data.")
-flags.DEFINE_integer("num_layers", 3, "N, the number of stacked LSTM layers.")
-flags.DEFINE_integer("units", 400, "LSTM cells per layer.")
-flags.DEFINE_integer(
-    "vocab_size", None, "Text models: input/output classes (default: the dataset's count)."
-)
-flags.DEFINE_integer("num_mixtures", 20, "Handwriting models: M bivariate Gaussians (eq. 16).")
-flags.DEFINE_integer(
-    "num_window_gaussians", 10, "Synthesis: K Gaussian functions in the soft window (eq. 46)."
-)
-flags.DEFINE_float(
-    "initial_kappa_step",
-    None,
-    "Synthesis: the untrained window's stride, characters per pen point (eq. 51 bias "
-    "log(step)); the paper does not say; default: bias -1.",
-)
-flags.DEFINE_integer(
-    "point_stride",
-    1,
-    "Handwriting: keep every this-many-th pen position of each stroke (and every pen-up); "
-    "1 = the paper's full sampling rate.",
-)
-flags.DEFINE_enum(
-    "alphabet",
-    "paper",
-    list(ALPHABETS),
-    "Synthesis: the character set of the text: paper (57 symbols, section 5.2) or full (83).",
-)
-flags.DEFINE_float(
-    "lstm_clip",
-    None,
-    "Clip of dL/d(LSTM pre-activations); default: the paper's (1 text, 10 handwriting); 0 = off.",
-)
-flags.DEFINE_float(
-    "output_clip",
-    None,
-    "Clip of dL/d(y_hat); default: the paper's (none for text, 100 handwriting); 0 = off.",
-)
 
-# Training (consumed by the training loop).
-flags.DEFINE_enum(
-    "optimizer",
-    "rmsprop_graves",
-    ["rmsprop_graves", "sgd", "adam"],
-    "rmsprop_graves: eqs. 38-45; sgd: SGD with momentum (text experiments); adam.",
-)
-flags.DEFINE_float("learning_rate", 1e-4, "Learning rate (paper: 1e-4 everywhere).")
-flags.DEFINE_list(
-    "learning_rate_drops",
-    [],
-    "UPDATES:RATE pairs, e.g. 4332:5e-4,4773:2.5e-4: after UPDATES updates the learning rate is RATE.",
-)
-flags.DEFINE_integer("train_steps", 10000, "Train until this many updates in total.")
-flags.DEFINE_integer("eval_every", 200, "Validate every this many updates (0: never).")
-flags.DEFINE_integer(
-    "plateau_patience",
-    0,
-    "Multiply the learning rate by --plateau_factor after this many validations in a row without a "
-    "better validation loss (again after each further such run); 0 = off.",
-)
-flags.DEFINE_float("plateau_factor", 0.5, "What a validation plateau multiplies the learning rate by.")
-flags.DEFINE_integer(
-    "early_stopping_patience",
-    0,
-    "Stop, converged, after this many validations in a row without a better validation loss "
-    "(the best checkpoint is in MODEL_DIR/best; running the command again does not train on); 0 = off.",
-)
-flags.DEFINE_float("momentum", 0.9, "Momentum (paper: 0.9; 0.99 for Penn Treebank).")
-flags.DEFINE_integer("batch_size", 32, "Sequences per update (the paper does not state one).")
-flags.DEFINE_integer(
-    "segment_length",
-    0,
-    "Text: length of the truncated-BPTT segments; 0 = one line (sentence) per sequence.",
-)
-flags.DEFINE_integer(
-    "reset_state_every", 1, "Text: carry the state across this many consecutive segments."
-)
-flags.DEFINE_float("weight_noise", 0.0, "Std of fixed Gaussian weight noise (paper: 0.075); 0 = off.")
-flags.DEFINE_bool(
-    "adaptive_weight_noise", False, "Adaptive weight noise (Graves 2011) with an MDL loss."
-)
-flags.DEFINE_float(
-    "adaptive_noise_init_std", 0.075, "Initial posterior std of adaptive weight noise."
-)
+class _Definer:
+    """``flags.DEFINE_*`` bound to one ``FlagValues`` (the flag groups below define into the one they are given)."""
 
-# Runs (shared by train, evaluate, write and export, which may share a process).
-flags.DEFINE_string(
-    "model_dir", None, "The training run: where train writes checkpoints and logs, where the other tools read them."
-)
-flags.DEFINE_string(
-    "checkpoint", "best", "Which checkpoint to read: best (lowest validation loss), latest, or a path."
-)
-flags.DEFINE_string(
-    "output", None, "Where to write: write's .svg/.png file, export's SavedModel folder.", short_name="o"
-)
+    def __init__(self, flag_values):
+        self._flag_values = flag_values
 
-flags.DEFINE_integer("seed", 0, "Random seed (train: weights, data order, noise; write: the samples).")
-flags.DEFINE_bool(
-    "verbose", False, "Also print TensorFlow's C++ start-up lines (oneDNN, CUDA probing), hidden otherwise."
-)
-flags.DEFINE_enum(
-    "precision",
-    "float32",
-    ["float32", "bfloat16"],
-    "Matmul precision (train, write): bfloat16 multiplies in bfloat16 (CPUs with AVX512_BF16 or AMX; refused "
-    "elsewhere) with the state, window, loss and weights in float32.",
-)
+    def __getattr__(self, name):
+        return functools.partial(getattr(flags, name), flag_values=self._flag_values)
 
-# Data.
-flags.DEFINE_string(
-    "data_dir", None, "TFDS data dir holding the built datasets (default ~/tensorflow_datasets)."
-)
-flags.DEFINE_string(
-    "manual_dir", None, "Folder with the raw data files; the dataset is built from it if missing."
-)
-flags.DEFINE_enum(
-    "hutter_config",
-    "paper",
-    ["paper", "standard", "prefix"],
-    "enwik8 split: paper (96M/4M), standard (90M/5M/5M), prefix (a shorter file; not the benchmark).",
-)
-flags.DEFINE_integer(
-    "max_length", None, "Handwriting: cut lines to this many points (smoke runs); default: keep all."
-)
+
+def define_model_flags(flag_values=flags.FLAGS):
+    """The model flags: what a :class:`ModelSpec` holds. Defining a group twice is a no-op."""
+    if "model" in flag_values:
+        return
+    define = _Definer(flag_values)
+    define.DEFINE_enum("model", "handwriting_synthesizer", list(MODELS), "Which network of the paper.")
+    define.DEFINE_enum("dataset", "iam_ondb", list(DATASETS), "Training data.")
+    define.DEFINE_integer("num_layers", 3, "N, the number of stacked LSTM layers.")
+    define.DEFINE_integer("units", 400, "LSTM cells per layer.")
+    define.DEFINE_integer(
+        "vocab_size", None, "Text models: input/output classes (default: the dataset's count)."
+    )
+    define.DEFINE_integer("num_mixtures", 20, "Handwriting models: M bivariate Gaussians (eq. 16).")
+    define.DEFINE_integer(
+        "num_window_gaussians", 10, "Synthesis: K Gaussian functions in the soft window (eq. 46)."
+    )
+    define.DEFINE_float(
+        "initial_kappa_step",
+        None,
+        "Synthesis: the untrained window's stride, characters per pen point (eq. 51 bias "
+        "log(step)); the paper does not say; default: bias -1.",
+    )
+    define.DEFINE_integer(
+        "point_stride",
+        1,
+        "Handwriting: keep every this-many-th pen position of each stroke (and every pen-up); "
+        "1 = the paper's full sampling rate.",
+    )
+    define.DEFINE_enum(
+        "alphabet",
+        "paper",
+        list(ALPHABETS),
+        "Synthesis: the character set of the text: paper (57 symbols, section 5.2) or full (83).",
+    )
+    define.DEFINE_float(
+        "lstm_clip",
+        None,
+        "Clip of dL/d(LSTM pre-activations); default: the paper's (1 text, 10 handwriting); 0 = off.",
+    )
+    define.DEFINE_float(
+        "output_clip",
+        None,
+        "Clip of dL/d(y_hat); default: the paper's (none for text, 100 handwriting); 0 = off.",
+    )
+
+
+def define_training_flags(flag_values=flags.FLAGS):
+    """The optimiser and training-loop flags of the flagfiles (consumed by the training loop)."""
+    if "optimizer" in flag_values:
+        return
+    define = _Definer(flag_values)
+    define.DEFINE_enum(
+        "optimizer",
+        "rmsprop_graves",
+        ["rmsprop_graves", "sgd", "adam"],
+        "rmsprop_graves: eqs. 38-45; sgd: SGD with momentum (text experiments); adam.",
+    )
+    define.DEFINE_float("learning_rate", 1e-4, "Learning rate (paper: 1e-4 everywhere).")
+    define.DEFINE_list(
+        "learning_rate_drops",
+        [],
+        "UPDATES:RATE pairs, e.g. 4332:5e-4,4773:2.5e-4: after UPDATES updates the learning rate is RATE.",
+    )
+    define.DEFINE_integer("train_steps", 10000, "Train until this many updates in total.")
+    define.DEFINE_integer("eval_every", 200, "Validate every this many updates (0: never).")
+    define.DEFINE_integer(
+        "plateau_patience",
+        0,
+        "Multiply the learning rate by --plateau_factor after this many validations in a row without a "
+        "better validation loss (again after each further such run); 0 = off.",
+    )
+    define.DEFINE_float("plateau_factor", 0.5, "What a validation plateau multiplies the learning rate by.")
+    define.DEFINE_integer(
+        "early_stopping_patience",
+        0,
+        "Stop, converged, after this many validations in a row without a better validation loss "
+        "(the best checkpoint is in MODEL_DIR/best; running the command again does not train on); 0 = off.",
+    )
+    define.DEFINE_float("momentum", 0.9, "Momentum (paper: 0.9; 0.99 for Penn Treebank).")
+    define.DEFINE_integer("batch_size", 32, "Sequences per update (the paper does not state one).")
+    define.DEFINE_integer(
+        "segment_length",
+        0,
+        "Text: length of the truncated-BPTT segments; 0 = one line (sentence) per sequence.",
+    )
+    define.DEFINE_integer(
+        "reset_state_every", 1, "Text: carry the state across this many consecutive segments."
+    )
+    define.DEFINE_float("weight_noise", 0.0, "Std of fixed Gaussian weight noise (paper: 0.075); 0 = off.")
+    define.DEFINE_bool(
+        "adaptive_weight_noise", False, "Adaptive weight noise (Graves 2011) with an MDL loss."
+    )
+    define.DEFINE_float(
+        "adaptive_noise_init_std", 0.075, "Initial posterior std of adaptive weight noise."
+    )
+
+
+def define_run_flags(flag_values=flags.FLAGS):
+    """The run flags shared by train, evaluate, write and export: --model_dir, --checkpoint, --output, --seed, ..."""
+    if "model_dir" in flag_values:
+        return
+    define = _Definer(flag_values)
+    define.DEFINE_string(
+        "model_dir", None, "The training run: where train writes checkpoints and logs, where the other tools read them."
+    )
+    define.DEFINE_string(
+        "checkpoint", "best", "Which checkpoint to read: best (lowest validation loss), latest, or a path."
+    )
+    define.DEFINE_string(
+        "output", None, "Where to write: write's .svg/.png file, export's SavedModel folder.", short_name="o"
+    )
+
+    define.DEFINE_integer("seed", 0, "Random seed (train: weights, data order, noise; write: the samples).")
+    define.DEFINE_bool(
+        "verbose", False, "Also print TensorFlow's C++ start-up lines (oneDNN, CUDA probing), hidden otherwise."
+    )
+    define.DEFINE_enum(
+        "precision",
+        "float32",
+        ["float32", "bfloat16"],
+        "Matmul precision (train, write): bfloat16 multiplies in bfloat16 (CPUs with AVX512_BF16 or AMX; refused "
+        "elsewhere) with the state, window, loss and weights in float32.",
+    )
+
+
+def define_data_flags(flag_values=flags.FLAGS):
+    """Where the data is and how it is cut: --data_dir, --manual_dir, --hutter_config, --max_length."""
+    if "data_dir" in flag_values:
+        return
+    define = _Definer(flag_values)
+    define.DEFINE_string(
+        "data_dir", None, "TFDS data dir holding the built datasets (default ~/tensorflow_datasets)."
+    )
+    define.DEFINE_string(
+        "manual_dir", None, "Folder with the raw data files; the dataset is built from it if missing."
+    )
+    define.DEFINE_enum(
+        "hutter_config",
+        "paper",
+        ["paper", "standard", "prefix"],
+        "enwik8 split: paper (96M/4M), standard (90M/5M/5M), prefix (a shorter file; not the benchmark).",
+    )
+    define.DEFINE_integer(
+        "max_length", None, "Handwriting: cut lines to this many points (smoke runs); default: keep all."
+    )
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Every flag group above: what a program that reads the experiment flagfiles
+    (``graves_tf/configs/*.cfg``) defines, as train, evaluate, write and export do."""
+    define_model_flags(flag_values)
+    define_training_flags(flag_values)
+    define_run_flags(flag_values)
+    define_data_flags(flag_values)
+
+
+def _config_flags():
+    """A private ``FlagValues`` holding every experiment flag, to read the shipped flagfiles with."""
+    global _CONFIG_FLAGS
+    if _CONFIG_FLAGS is None:
+        _CONFIG_FLAGS = flags.FlagValues()
+        define_flags(_CONFIG_FLAGS)
+    return _CONFIG_FLAGS
+
+
+_CONFIG_FLAGS = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,8 +316,10 @@ def model_spec_from_flags(flag_values=flags.FLAGS):
     return ModelSpec(**{name: flag_values[name].value for name in fields})
 
 
-def config_settings(name, flag_values=flags.FLAGS):
-    """The settings of a shipped flagfile as ``{flag: value}``, without touching the flags' values."""
+def config_settings(name, flag_values=None):
+    """The settings of a shipped flagfile as ``{flag: value}``, without touching the flags' values
+    (read with ``flag_values``, by default a private set of the experiment flags)."""
+    flag_values = _config_flags() if flag_values is None else flag_values
     args = flag_values.read_flags_from_files([f"--flagfile={config_path(name)}"], force_gnu=False)
     settings = {}
     for arg in args:
@@ -277,7 +333,7 @@ def config_settings(name, flag_values=flags.FLAGS):
     return settings
 
 
-def spec_from_config(name, flag_values=flags.FLAGS):
+def spec_from_config(name, flag_values=None):
     """The :class:`ModelSpec` of a shipped flagfile."""
     settings = config_settings(name, flag_values)
     fields = {f.name for f in dataclasses.fields(ModelSpec)}

@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 
 CONFIG_FILE = "model_config.json"
-RELEASED_WEIGHTS = "weights.npz"  # graves_tf.pretrained.WEIGHTS_FILE
+RELEASED_WEIGHTS = "weights.npz"  # graves_tf.pretrained.WEIGHTS_FILE: save_released_weights, load_released_weights
 LOCK_FILE = ".training.lock"
 KEPT_FOLDER = "kept"  # checkpoints kept by --keep_every
 AVERAGED_STEPS = "averaged_steps"  # written by graves_tf.average_checkpoints
@@ -135,15 +135,38 @@ def checkpoint_path(model_dir, which="best"):
     raise FileNotFoundError(f"no checkpoint in {model_dir} (looked in {', '.join(folders)})")
 
 
+def save_released_weights(model, path, dtype=np.float16):
+    """Writes a released ``weights.npz``: every weight of ``model`` keyed by its Keras path, in ``dtype``
+    (``graves_tf.pretrained.save_weights``)."""
+    arrays = {}
+    for variable in model.weights:
+        if variable.path in arrays:
+            raise ValueError(f"two weights share the path {variable.path}")
+        arrays[variable.path] = np.asarray(variable.numpy(), dtype)
+    np.savez_compressed(path, **arrays)
+
+
+def load_released_weights(model, path):
+    """Assigns the weights :func:`save_released_weights` wrote; refuses missing, extra or misshapen ones."""
+    with np.load(path) as stored:
+        stored = {key: stored[key] for key in stored.files}
+    expected = {variable.path: variable for variable in model.weights}
+    missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{path} does not fit the model: missing {missing}, unexpected {extra}")
+    for key, variable in expected.items():
+        if tuple(stored[key].shape) != tuple(variable.shape):
+            raise ValueError(f"{path}: {key} has shape {stored[key].shape}, the model {variable.shape}")
+        variable.assign(stored[key].astype(variable.dtype))
+
+
 def restore_weights(model, path):
     """Reads the model's weights from a checkpoint: one a training run saved, one written with
     ``tf.train.Checkpoint(model=...).write`` (an averaged checkpoint), or a released ``.npz``."""
     import tensorflow as tf
 
     if path.endswith(".npz"):
-        from graves_tf import pretrained
-
-        pretrained.load_weights(model, path)
+        load_released_weights(model, path)
         return
     from graves_tf import checkpoint_files
 

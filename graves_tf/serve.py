@@ -1,5 +1,7 @@
 r"""A handwriting page in the browser, on a local server that speaks TF Serving's REST API.
 
+
+The program (its flags and ``main``) is :mod:`graves_tf.cli.serve`; ``python -m graves_tf.serve`` runs it.
     pip install -e ".[serve]"
     python -m graves_tf.serve                                  # the shipped model, http://127.0.0.1:8080/
     python -m graves_tf.serve --model_dir=runs/synthesis       # a training run
@@ -36,43 +38,14 @@ most --workers requests run and --max_queue wait, later ones are told
 import asyncio
 import base64
 import json
-import math
 import os
 import pathlib
 import re
-import shutil
-import signal
 import socket
-import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
-
-from graves_tf import experiment  # noqa: E402,F401  (defines --model_dir, --checkpoint)
-
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
-flags.DEFINE_integer("port", 8080, "Port to listen on (0: any free port).")
-flags.DEFINE_string(
-    "saved_model", None,
-    "Serve this SavedModel: a version folder, or a folder of numbered versions (the newest is served), "
-    "instead of exporting --model_dir or the shipped model.",
-)
-flags.DEFINE_string("model_name", "synthesis", "The model's name in the REST routes (/v1/models/NAME).")
-flags.DEFINE_list("cors_origin", [], "Origins allowed to call the API from other pages (default: same origin only).")
-flags.DEFINE_integer("max_text_length", 120, "The most characters of one text (or prime_text) of a request.")
-flags.DEFINE_integer("max_batch", 16, "The most texts of one request.")
-flags.DEFINE_integer("max_steps_limit", 6000, "The most max_steps (pen points per line) a request may ask for.")
-flags.DEFINE_integer("max_prime_points", 6000, "The most pen points of a priming trace.")
-flags.DEFINE_integer("max_body_bytes", 4 << 20, "The largest request body, in bytes.")
-flags.DEFINE_integer("workers", 1, "Requests sampled at once (each one uses every core).")
-flags.DEFINE_integer("max_queue", 8, "Requests that may wait for a worker; past that the answer is 'busy'.")
-
 WEB_DIR = pathlib.Path(__file__).parent / "web"
-INFO_FILE = "assets.extra/graves_tf.json"  # export.saved_model.INFO_FILE
+INFO_FILE = "assets.extra/graves_tf.json"  # graves_tf.export.saved_model.INFO_FILE
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 LENGTH_INPUTS = ("max_steps", "num_steps")  # step counts, capped by limits.max_steps
 TEXT_INPUTS = ("text", "prime_text")  # checked against the model's characters
@@ -115,7 +88,7 @@ def find_version(path):
 
 def export_to_temp(model_dir=None, checkpoint="best"):
     """Exports a training run (or the shipped model) into a new temporary folder: ``(folder, base)``."""
-    from export.saved_model import export_run
+    from graves_tf.export.saved_model import export_run
     from graves_tf import write
 
     model, config, where = write.load_model(model_dir, checkpoint)
@@ -608,55 +581,7 @@ def listening_socket(host, port):
     return sock
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        import starlette  # noqa: F401
-        import uvicorn
-    except ImportError:
-        sys.exit('graves_tf.serve needs Starlette and uvicorn: pip install -e ".[serve]"')
-    if FLAGS.saved_model and FLAGS.model_dir:
-        sys.exit("give --saved_model or --model_dir, not both")
-    logging.set_verbosity(logging.WARNING)  # not TensorFlow's notes on saving the export
-    limits = Limits(FLAGS.max_text_length, FLAGS.max_batch, FLAGS.max_steps_limit, FLAGS.max_prime_points,
-                    FLAGS.max_body_bytes, FLAGS.workers, FLAGS.max_queue)
-    temporary = None
-    try:
-        if FLAGS.saved_model:
-            folder = FLAGS.saved_model
-        else:
-            folder, temporary = export_to_temp(FLAGS.model_dir, FLAGS.checkpoint)
-        server = SavedModelServer(folder, FLAGS.model_name, limits)
-        try:
-            server.warm_up()
-        except RequestError as refused:
-            print(f"warning: {folder} refused a warm-up call ({refused.message})", file=sys.stderr)
-        if "serving_default" not in server.signatures or server.info is None:
-            print(f"warning: {folder} is not a graves_tf synthesis export; the page may not work with it",
-                  file=sys.stderr)
-        sock = listening_socket(FLAGS.host, FLAGS.port)
-    except (FileNotFoundError, ValueError, OSError) as failure:
-        if temporary:
-            shutil.rmtree(temporary, ignore_errors=True)
-        sys.exit(str(failure))
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"serving {server.folder} as model '{server.model_name}' version {server.version}", flush=True)
-    print(f"open http://{shown}:{port}/  (REST API: http://{shown}:{port}/v1/models/{server.model_name})", flush=True)
-    if FLAGS.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {FLAGS.host}: other machines can reach this server", file=sys.stderr)
-    loopback = FLAGS.host in ("127.0.0.1", "localhost", "::1")
-    application = make_app(server, FLAGS.cors_origin, allowed_hosts=LOOPBACK_NAMES if loopback else None)
-    config = uvicorn.Config(application, log_level="warning", limit_concurrency=256, timeout_keep_alive=5)
-    # uvicorn stops on SIGTERM and then raises it again: end by SystemExit, so the export is removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        if temporary:
-            shutil.rmtree(temporary, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    app.run(main)
+    from graves_tf.cli.serve import run
+
+    run()

@@ -15,7 +15,7 @@ TINY_SPEC = experiment.ModelSpec(
 
 def export_tiny(folder):
     """A tiny synthesis run of random weights, exported as ``python -m export`` would: the version folder."""
-    from export.saved_model import export_run
+    from graves_tf.export.saved_model import export_run
 
     run = make_handwriting_run(folder / "run", TINY_SPEC, [8.0, 0.1], [40.0, 37.0], seed=0)
     model, config = run_dir.load_run(run)
@@ -26,7 +26,7 @@ def export_tiny(folder):
 
 def export_shipped(folder):
     """The shipped 3x400 model, exported: the version folder."""
-    from export.saved_model import export_run
+    from graves_tf.export.saved_model import export_run
     from graves_tf import pretrained
 
     model, config = pretrained.load_synthesizer()

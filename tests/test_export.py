@@ -97,7 +97,7 @@ def test_a_process_without_graves_tf_gets_the_in_process_strokes(exported, tmp_p
         np.testing.assert_allclose(saved_out["strokes"][row, :n], expected[row], rtol=1e-5, atol=1e-4)
         assert np.all(saved_out["strokes"][row, n:] == 0)
     # Bit for bit what the export's sampling function gives in this process, before saving.
-    from export.saved_model import HandwritingExport
+    from graves_tf.export.saved_model import HandwritingExport
     from graves_tf import alphabet
 
     model, config = run_dir.load_run(str(folder / "run"))
@@ -153,7 +153,7 @@ def test_tfsm_layer_inside_another_keras_model(exported):
 def test_a_byte_level_text_model_reads_and_writes_utf8_bytes(tmp_path):
     """enwik8 models predict bytes: a UTF-8 prime is split into its bytes and
     the sampled bytes are joined back unchanged (not re-encoded as Latin-1)."""
-    from export.saved_model import TextExport
+    from graves_tf.export.saved_model import TextExport
     from graves_tf.models import TextPredictor
 
     symbols = [bytes([b]) for b in b" acef\xc3\xa9"]

@@ -21,7 +21,7 @@ PRIME = [[0, 0, 0], [10, 2, 0], [12, -3, 0], [9, 1, 1], [-30, 5, 0], [8, 8, 0], 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from export.prediction import export_prediction
+    from graves_tf.export.prediction import export_prediction
 
     folder = tmp_path_factory.mktemp("prediction_export")
     run = make_handwriting_run(folder / "run", SPEC, MEAN, STD, seed=2)
@@ -108,7 +108,7 @@ def test_a_bad_call_is_refused_naming_the_input_and_the_rule(loaded, name):
 
 
 def test_a_strided_models_export_downsamples_its_prime(tmp_path):
-    from export.prediction import PredictionExport
+    from graves_tf.export.prediction import PredictionExport
 
     spec = experiment.ModelSpec(**{**vars(SPEC), "point_stride": 2})
     model, config = run_dir.load_run(make_handwriting_run(tmp_path, spec, MEAN, STD))

@@ -102,7 +102,7 @@ def test_a_process_without_graves_tf_runs_it_and_gets_the_in_process_xla_strokes
 
 def test_texts_of_one_16_character_bucket_share_one_compiled_loop(exported):
     """Padded to 16 characters with max_steps capped for that width: one trace (one XLA program) for both."""
-    from export.saved_model import HandwritingExport
+    from graves_tf.export.saved_model import HandwritingExport
 
     folder, _ = exported
     model, config = run_dir.load_run(str(folder / "run"))

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from tfds_builders.iam_ondb import iam_ondb_dataset_builder as iam  # noqa: E402
+from graves_tf.tfds_builders.iam_ondb import iam_ondb_dataset_builder as iam  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(os.environ.get("GRAVES_TF_DATA", REPO_ROOT.parent / "shared" / "data"))

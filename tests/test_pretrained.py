@@ -150,7 +150,7 @@ def test_write_uses_the_shipped_model_and_its_styles(release, monkeypatch, tmp_p
 
 
 def test_export_of_a_strided_model_downsamples_primes(tiny_run, tmp_path):
-    from export.saved_model import HandwritingExport
+    from graves_tf.export.saved_model import HandwritingExport
 
     model, config = run_dir.load_run(tiny_run)
     from graves_tf import alphabet as alphabet_lib
@@ -183,7 +183,7 @@ def test_the_readme_command_writes_hello_world_with_the_shipped_model(tmp_path):
 
 
 def test_init_from_pretrained_needs_the_shipped_network():
-    from graves_tf import train
+    from graves_tf.cli import train
 
     shipped = pretrained.load_config()["spec"]
     assert train.pretrained_weights(experiment.ModelSpec(**shipped)) == pretrained.weights_path()

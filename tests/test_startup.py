@@ -42,7 +42,7 @@ def test_write_prints_no_tensorflow_start_up_lines(tool, tmp_path):
 def test_the_other_tools_print_none_either(tmp_path):
     """train, evaluate and export stop at a missing argument, after importing TensorFlow."""
     env = {k: v for k, v in os.environ.items() if k not in ("GRAVES_TF_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
-    for tool in (["graves_tf.train"], ["graves_tf.evaluate"], ["export"]):
+    for tool in (["graves_tf.train"], ["graves_tf.evaluate"], ["graves_tf.export"]):
         result = subprocess.run([sys.executable, "-m", *tool], capture_output=True, text=True, timeout=600,
                                 cwd=tmp_path, env=env)
         output = result.stdout + result.stderr

@@ -14,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from tfds_builders.hutter import hutter_dataset_builder  # noqa: E402
-from tfds_builders.ptb import ptb_dataset_builder  # noqa: E402
+from graves_tf.tfds_builders.hutter import hutter_dataset_builder  # noqa: E402
+from graves_tf.tfds_builders.ptb import ptb_dataset_builder  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(os.environ.get("GRAVES_TF_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -1,4 +1,4 @@
-"""Tests of the hutter builder on dummy_data/ (tiny fake enwik8 files).
+"""Tests of the hutter builder (tfds_builders/hutter/) on its dummy_data/ (tiny fake enwik8 files).
 
 dummy_data/manual/enwik8.prefix: a 2,345-byte fake prefix for `prefix`.
 dummy_data/download/extracted/enwik8: a 2,000-byte fake enwik8, what the
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tfds_builders.hutter import hutter_dataset_builder
+from graves_tf.tfds_builders.hutter import hutter_dataset_builder
 
 Builder = hutter_dataset_builder.Builder
 DUMMY = Builder.code_path.parent / "dummy_data"

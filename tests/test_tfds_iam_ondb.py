@@ -1,4 +1,4 @@
-"""Tests of the iam_ondb builder on dummy_data/ (see dummy_data/make_dummy_data.py).
+"""Tests of the iam_ondb builder (tfds_builders/iam_ondb/) on its dummy_data/ (see dummy_data/make_dummy_data.py).
 
 The dummy archives hold 12 stroke files in 5 forms: 10 transcribed lines, one
 stroke file without a CSR line, one truncated XML file; one line has a gap of 3
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tfds_builders.iam_ondb import iam_ondb_dataset_builder as iam
+from graves_tf.tfds_builders.iam_ondb import iam_ondb_dataset_builder as iam
 
 DUMMY = pathlib.Path(iam.__file__).parent / "dummy_data"
 TRAIN_LINES = 8

@@ -1,4 +1,4 @@
-"""Tests of the ptb builder on dummy_data/ (tiny files in Mikolov's formats).
+"""Tests of the ptb builder (tfds_builders/ptb/) on its dummy_data/ (tiny files in Mikolov's formats).
 
 dummy_data/manual/ holds the six files as a manual dir would;
 dummy_data/download/ holds what the mocked downloads return (word/: the three
@@ -9,7 +9,7 @@ so the split sizes tell which source was read.
 import pytest
 import tensorflow_datasets as tfds
 
-from tfds_builders.ptb import ptb_dataset_builder
+from graves_tf.tfds_builders.ptb import ptb_dataset_builder
 
 DUMMY = ptb_dataset_builder.Builder.code_path.parent / "dummy_data"
 

@@ -9,7 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-from graves_tf import experiment, train  # noqa: E402,F401  (train defines --dry_run)
+from graves_tf import experiment  # noqa: E402
+from graves_tf.cli import train  # noqa: E402,F401  (the program defines the experiment flags and --dry_run)
 from graves_tf.models import count_weights  # noqa: E402
 
 
@@ -152,7 +153,8 @@ def test_every_command_line_tool_can_share_one_process():
     """Their absl flags do not collide (tests and notebooks import several)."""
     code = (
         "import importlib\n"
-        "for name in ['graves_tf.train', 'graves_tf.evaluate', 'graves_tf.write', 'export.__main__',"
+        "for name in ['graves_tf.cli.train', 'graves_tf.cli.evaluate', 'graves_tf.cli.write', 'graves_tf.cli.export',"
+        " 'graves_tf.cli.serve', 'graves_tf.cli.gallery', 'graves_tf.cli.average_checkpoints',"
         " 'benchmarks.input_pipeline', 'benchmarks.sampling']:\n"
         "    importlib.import_module(name)\n"
         "print('ok')\n"
@@ -161,7 +163,7 @@ def test_every_command_line_tool_can_share_one_process():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-@pytest.mark.parametrize("module", ["graves_tf.evaluate", "export.__main__"])
+@pytest.mark.parametrize("module", ["graves_tf.cli.evaluate", "graves_tf.cli.export"])
 def test_every_flagfile_is_read_by_the_tools_that_take_it(module):
     """evaluate and export take the training flagfile: every flag in a config must be one they know."""
     check = (

@@ -23,18 +23,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from graves_tf import experiment  # noqa: E402  (defines the model and data flags)
+from graves_tf import experiment  # noqa: E402
+from graves_tf.cli import _program  # noqa: E402
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("split", "validation", "Which split: train, validation or test.")
-flags.DEFINE_bool("dynamic", False, "Dynamic evaluation (text): adapt the weights as the data is predicted.")
-flags.DEFINE_float("dynamic_learning_rate", 1e-4, "SGD learning rate of dynamic evaluation.")
-flags.DEFINE_integer(
-    "eval_batch_size", None, "Sequences per batch (default: --batch_size; dynamic: 1, a single stream)."
-)
-flags.DEFINE_integer("max_batches", 0, "Evaluate only this many batches (0: all).")
-flags.DEFINE_string("output_json", None, "Also write the metrics to this JSON file.")
+
+def define_flags():
+    """evaluate's flags: every experiment flag group (graves_tf.experiment) and its own."""
+    experiment.define_flags()
+    if "split" in FLAGS:
+        return
+    flags.DEFINE_string("split", "validation", "Which split: train, validation or test.")
+    flags.DEFINE_bool("dynamic", False, "Dynamic evaluation (text): adapt the weights as the data is predicted.")
+    flags.DEFINE_float("dynamic_learning_rate", 1e-4, "SGD learning rate of dynamic evaluation.")
+    flags.DEFINE_integer(
+        "eval_batch_size", None, "Sequences per batch (default: --batch_size; dynamic: 1, a single stream)."
+    )
+    flags.DEFINE_integer("max_batches", 0, "Evaluate only this many batches (0: all).")
+    flags.DEFINE_string("output_json", None, "Also write the metrics to this JSON file.")
+
+
+define_flags()
 
 
 def main(argv):
@@ -94,5 +104,10 @@ def main(argv):
             json.dump(metrics, f, indent=2, default=str)
 
 
+def run():
+    """The ``graves-tf-evaluate`` console script, ``python -m graves_tf.evaluate`` and ``python -m graves_tf.cli.evaluate``."""
+    _program.run(main, __name__, __doc__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -17,21 +17,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from graves_tf import write  # noqa: E402  (defines --model_dir, --checkpoint, --seed, ...)
+from graves_tf import write  # noqa: E402
+from graves_tf.cli import _program  # noqa: E402
+from graves_tf.cli import write as write_program  # noqa: E402
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("output_dir", "gallery", "Folder for the pictures.")
-flags.DEFINE_string("gallery_text", "You can write anything you like", "The text of the bias and attention figures.")
-flags.DEFINE_string("style_text", "graves_tf imitates this hand", "What the primed styles write.")
-flags.DEFINE_float("style_bias", 1.0, "Probability bias of the primed samples.")
-flags.DEFINE_string(
-    "page_text",
-    "Handwriting synthesis is the generation of handwriting for a given text. It lets a network write "
-    "a letter, a note or a whole page, one line under the other, in one style.",
-    "The paragraph of page.png.",
-)
-flags.DEFINE_integer("page_width", 40, "Characters per line of page.png.")
+
+def define_flags():
+    """gallery's flags: write's (--model_dir, --checkpoint, --seed, --bias, ...) and its own."""
+    write_program.define_flags()
+    if "output_dir" in FLAGS:
+        return
+    flags.DEFINE_string("output_dir", "gallery", "Folder for the pictures.")
+    flags.DEFINE_string("gallery_text", "You can write anything you like", "The text of the bias and attention figures.")
+    flags.DEFINE_string("style_text", "graves_tf imitates this hand", "What the primed styles write.")
+    flags.DEFINE_float("style_bias", 1.0, "Probability bias of the primed samples.")
+    flags.DEFINE_string(
+        "page_text",
+        "Handwriting synthesis is the generation of handwriting for a given text. It lets a network write "
+        "a letter, a note or a whole page, one line under the other, in one style.",
+        "The paragraph of page.png.",
+    )
+    flags.DEFINE_integer("page_width", 40, "Characters per line of page.png.")
+
+
+define_flags()
 
 
 def main(argv):
@@ -69,5 +80,10 @@ def main(argv):
               f"({loss['sequences']} lines), SSE {loss['sse_per_point']:.3f}")
 
 
+def run():
+    """The ``graves-tf-gallery`` console script, ``python -m graves_tf.gallery`` and ``python -m graves_tf.cli.gallery``."""
+    _program.run(main, __name__, __doc__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

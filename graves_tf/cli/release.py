@@ -26,21 +26,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from graves_tf import experiment  # noqa: E402  (defines --model_dir, --checkpoint, --data_dir, --output)
+from graves_tf import experiment  # noqa: E402
 from graves_tf import pretrained, run_dir  # noqa: E402
+from graves_tf.cli import _program  # noqa: E402
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string(
-    "styles", None,
-    "Comma-separated NAME=LINE_ID:DESCRIPTION entries, e.g. "
-    "neat=f04-000-02:upright print. The lines are looked up in the built IAM-OnDB.",
-)
-flags.DEFINE_integer("style_candidates", 0, "Draw this many candidate style lines to --output and exit.")
-flags.DEFINE_string(
-    "release_dir", None, "Where to write the release (default for a synthesis run: graves_tf/pretrained/synthesis)."
-)
-flags.DEFINE_integer("eval_batch_size", 16, "Lines per validation batch.")
+
+def define_flags():
+    """release's flags: every experiment flag group (graves_tf.experiment) and its own."""
+    experiment.define_flags()
+    if "style_candidates" in FLAGS:
+        return
+    flags.DEFINE_string(
+        "styles", None,
+        "Comma-separated NAME=LINE_ID:DESCRIPTION entries, e.g. "
+        "neat=f04-000-02:upright print. The lines are looked up in the built IAM-OnDB.",
+    )
+    flags.DEFINE_integer("style_candidates", 0, "Draw this many candidate style lines to --output and exit.")
+    flags.DEFINE_string(
+        "release_dir", None, "Where to write the release (default for a synthesis run: graves_tf/pretrained/synthesis)."
+    )
+    flags.DEFINE_integer("eval_batch_size", 16, "Lines per validation batch.")
+
+
+define_flags()
 
 
 def parse_styles(text):
@@ -161,5 +171,10 @@ def write_release(model, config, model_dir, release_dir, add_to_release=None):
     print(f"released step {step} to {release_dir} ({size / 1e6:.1f} MB)")
 
 
+def run():
+    """The ``graves-tf-release`` console script, ``python -m graves_tf.release`` and ``python -m graves_tf.cli.release``."""
+    _program.run(main, __name__, __doc__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

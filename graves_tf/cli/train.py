@@ -21,54 +21,64 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from graves_tf import experiment  # noqa: E402  (defines the model, data and optimiser flags)
+from graves_tf import experiment  # noqa: E402
+from graves_tf.cli import _program  # noqa: E402
 from graves_tf.models import count_weights  # noqa: E402
 from graves_tf.train_path import CHOICES as TRAIN_PATHS  # noqa: E402
 from graves_tf.train_path import PROBE_MIN_WEIGHTS  # noqa: E402
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_bool("dry_run", False, "Build the model, print its summary and weight count, exit.")
-flags.DEFINE_enum(
-    "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy."
-)
-flags.DEFINE_string(
-    "init_from",
-    None,
-    "Start from the weights of another run (its model dir or a checkpoint path), or 'pretrained': "
-    "the shipped synthesis model (fine-tuning; the model flags must be its own).",
-)
-flags.DEFINE_integer("checkpoint_every", 200, "Save a checkpoint every this many updates.")
-flags.DEFINE_integer(
-    "keep_every",
-    0,
-    "Also keep the checkpoint of every this-many-th update in MODEL_DIR/kept (the rolling folder keeps "
-    "three), e.g. to average them with graves_tf.average_checkpoints; 0 = off.",
-)
-flags.DEFINE_integer("eval_batches", 0, "Validation batches per evaluation (0: the whole split).")
-flags.DEFINE_integer("log_every", 10, "Write training scalars every this many updates.")
-flags.DEFINE_integer("sample_every", 0, "Handwriting: log a rendered sample every this many updates.")
-flags.DEFINE_integer("max_bad_steps", 5, "Consecutive non-finite updates before rolling back.")
-flags.DEFINE_bool("progress_bar", True, "Show a progress bar with rate and ETA.")
-flags.DEFINE_bool(
-    "jit_compile",
-    False,
-    "Compile the update with XLA; batches are padded to a few fixed shapes (bucket boundaries), "
-    "each compiled once when first seen. The same as --train_path=xla.",
-)
-flags.DEFINE_enum(
-    "train_path",
-    "auto",
-    list(TRAIN_PATHS),
-    "How an update is computed: fused (hand-written backward pass), autodiff (automatic differentiation "
-    "of the step-by-step graph), xla (fused, compiled with XLA), or auto: the fastest on this machine, "
-    "measured by a short probe of the model at --batch_size and cached in ~/.cache/graves_tf/train_path.json.",
-)
-flags.DEFINE_integer(
-    "train_path_probe_min_weights",
-    PROBE_MIN_WEIGHTS,
-    "--train_path=auto probes models of at least this many weights; smaller ones train on fused unprobed.",
-)
+
+def define_flags():
+    """train's flags: every experiment flag group (graves_tf.experiment) and its own."""
+    experiment.define_flags()
+    if "dry_run" in FLAGS:
+        return
+    flags.DEFINE_bool("dry_run", False, "Build the model, print its summary and weight count, exit.")
+    flags.DEFINE_enum(
+        "strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy."
+    )
+    flags.DEFINE_string(
+        "init_from",
+        None,
+        "Start from the weights of another run (its model dir or a checkpoint path), or 'pretrained': "
+        "the shipped synthesis model (fine-tuning; the model flags must be its own).",
+    )
+    flags.DEFINE_integer("checkpoint_every", 200, "Save a checkpoint every this many updates.")
+    flags.DEFINE_integer(
+        "keep_every",
+        0,
+        "Also keep the checkpoint of every this-many-th update in MODEL_DIR/kept (the rolling folder keeps "
+        "three), e.g. to average them with graves_tf.average_checkpoints; 0 = off.",
+    )
+    flags.DEFINE_integer("eval_batches", 0, "Validation batches per evaluation (0: the whole split).")
+    flags.DEFINE_integer("log_every", 10, "Write training scalars every this many updates.")
+    flags.DEFINE_integer("sample_every", 0, "Handwriting: log a rendered sample every this many updates.")
+    flags.DEFINE_integer("max_bad_steps", 5, "Consecutive non-finite updates before rolling back.")
+    flags.DEFINE_bool("progress_bar", True, "Show a progress bar with rate and ETA.")
+    flags.DEFINE_bool(
+        "jit_compile",
+        False,
+        "Compile the update with XLA; batches are padded to a few fixed shapes (bucket boundaries), "
+        "each compiled once when first seen. The same as --train_path=xla.",
+    )
+    flags.DEFINE_enum(
+        "train_path",
+        "auto",
+        list(TRAIN_PATHS),
+        "How an update is computed: fused (hand-written backward pass), autodiff (automatic differentiation "
+        "of the step-by-step graph), xla (fused, compiled with XLA), or auto: the fastest on this machine, "
+        "measured by a short probe of the model at --batch_size and cached in ~/.cache/graves_tf/train_path.json.",
+    )
+    flags.DEFINE_integer(
+        "train_path_probe_min_weights",
+        PROBE_MIN_WEIGHTS,
+        "--train_path=auto probes models of at least this many weights; smaller ones train on fused unprobed.",
+    )
+
+
+define_flags()
 
 
 def describe_experiment(spec):
@@ -315,5 +325,10 @@ def main(argv):
     run_training(spec)
 
 
+def run():
+    """The ``graves-tf-train`` console script, ``python -m graves_tf.train`` and ``python -m graves_tf.cli.train``."""
+    _program.run(main, __name__, __doc__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -52,28 +52,10 @@ def text_model_dir(name):
     return folder
 
 
-def save_weights(model, path, dtype=np.float16):
-    """Every weight of ``model`` keyed by its Keras path, in ``dtype``."""
-    arrays = {}
-    for variable in model.weights:
-        if variable.path in arrays:
-            raise ValueError(f"two weights share the path {variable.path}")
-        arrays[variable.path] = np.asarray(variable.numpy(), dtype)
-    np.savez_compressed(path, **arrays)
-
-
-def load_weights(model, path):
-    """Assigns the weights :func:`save_weights` wrote; refuses missing, extra or misshapen ones."""
-    with np.load(path) as stored:
-        stored = {key: stored[key] for key in stored.files}
-    expected = {variable.path: variable for variable in model.weights}
-    missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
-    if missing or extra:
-        raise ValueError(f"{path} does not fit the model: missing {missing}, unexpected {extra}")
-    for key, variable in expected.items():
-        if tuple(stored[key].shape) != tuple(variable.shape):
-            raise ValueError(f"{path}: {key} has shape {stored[key].shape}, the model {variable.shape}")
-        variable.assign(stored[key].astype(variable.dtype))
+# The released format (every weight by its Keras path in an .npz) is read and written by run_dir, which
+# restores any checkpoint; these are its names here, where the shipped models are.
+save_weights = run_dir.save_released_weights
+load_weights = run_dir.load_released_weights
 
 
 def load_config(folder=None):

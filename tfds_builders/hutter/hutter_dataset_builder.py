@@ -193,7 +193,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def code_path(cls) -> epath.Path:
         return epath.Path(__file__)
 
-
     RELEASE_NOTES = {"1.0.0": "Initial release: paper, standard and prefix configs."}
     BUILDER_CONFIGS = [
         HutterConfig(

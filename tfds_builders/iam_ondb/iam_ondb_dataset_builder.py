@@ -520,6 +520,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for IAM-OnDB lines as (dx, dy, end_of_stroke) offsets."""
 
     VERSION = tfds.core.Version("1.0.0")
+
+    # This folder, wherever the package is. TFDS's defaults join the module name onto the top-level package's
+    # folder, which misses graves_tf.tfds_builders where an editable install maps that name onto a checkout's
+    # tfds_builders/ (setup.py's package_dir). TFDS reads README.md and CITATIONS.bib from pkg_dir_path,
+    # checksums.tsv next to code_path, and its test case the dummy_data/ there.
+    pkg_dir_path = epath.Path(__file__).parent
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> epath.Path:
+        return epath.Path(__file__)
+
     RELEASE_NOTES = {
         "1.0.0": "Initial release: CSR transcriptions, cleaned pen offsets, split by form.",
     }
