@@ -53,6 +53,101 @@ def test_the_logged_gradient_norm_is_the_norm_of_the_applied_gradient(two_device
     assert case["logged"] == pytest.approx(case["applied_norm"], rel=1e-5), case
 
 
+# -- every pipeline's batches, cut into replica rows -----------------------------------------------
+
+def pipeline_batches():
+    """One global batch (5 rows) of each training pipeline: handwriting lines with their texts (also padded
+    to the fixed shapes of --jit_compile and --strategy=tpu), sentences, and a text stream's segment."""
+    import numpy as np
+    import tensorflow as tf
+
+    from graves_tf import alphabet
+    from graves_tf.data import Vocabulary, handwriting_batches, sentence_batches, stream_segments
+    from graves_tf.data.text import pad_to_stable_shapes
+
+    rng = np.random.default_rng(0)
+    lines = [
+        np.concatenate([rng.normal(0, 1, (n, 2)), rng.integers(0, 2, (n, 1))], 1).astype(np.float32)
+        for n in (9, 5, 7, 12, 6)
+    ]
+    texts = ["ab", "c d", "efg", "hi", "j"]
+    strokes = tf.data.Dataset.from_generator(
+        lambda: ({"strokes": s, "text": t} for s, t in zip(lines, texts)),
+        output_signature={"strokes": tf.TensorSpec((None, 3), tf.float32), "text": tf.TensorSpec((), tf.string)},
+    )
+    handwriting = handwriting_batches(strokes, 5, [0, 0], [1, 1], alphabet.PAPER, bucket_boundaries=None)
+    vocabulary = Vocabulary(["<eos>", "<unk>", "the", "cat"], end_of_line="<eos>", unknown="<unk>")
+    sentences = tf.data.Dataset.from_tensor_slices(["the cat", "cat", "the dog the", "the", "cat cat"])
+    return {
+        "handwriting": handwriting,
+        "handwriting_padded": pad_to_stable_shapes(handwriting, (16,)),
+        "sentences": sentence_batches(sentences, vocabulary, "word", 5),
+        "stream": stream_segments(np.arange(200) % 4, 5, 6, reset_every=2).skip(1),
+    }
+
+
+@pytest.mark.parametrize("replicas, workers", [(2, 1), (3, 1), (4, 2), (6, 2)])
+def test_every_pipeline_gives_each_replica_its_rows(replicas, workers):
+    """Each worker's input pipeline yields its replicas' slices in order: all together, every key of the
+    global batch (a stream's reset and segment too), rows [r n, (r + 1) n) for replica r, n = ceil(B / R)."""
+    import numpy as np
+
+    from graves_tf import training
+
+    for name, dataset in pipeline_batches().items():
+        whole = {key: value.numpy() for key, value in next(iter(dataset)).items()}
+        assert all(value.shape[0] == 5 for value in whole.values()), (name, {k: v.shape for k, v in whole.items()})
+        slices = [
+            piece
+            for worker in range(workers)
+            for piece in training.split_for_replicas(dataset.take(1), replicas, worker, workers)
+        ]
+        assert len(slices) == replicas, name
+        rows = -(-5 // replicas)
+        for key, value in whole.items():
+            for r, piece in enumerate(slices):
+                np.testing.assert_array_equal(piece[key].numpy(), value[r * rows:(r + 1) * rows], err_msg=f"{name} {key} {r}")
+            np.testing.assert_array_equal(np.concatenate([piece[key].numpy() for piece in slices]), value)
+
+
+@pytest.mark.parametrize("strategy, jit_compile, padded", [("tpu", False, True), ("default", False, False),
+                                                           ("mirrored", False, False), ("default", True, True)])
+def test_strategy_tpu_pads_the_training_batches_as_jit_compile_does(strategy, jit_compile, padded):
+    """A TPU compiles every update with XLA: its training batches get --jit_compile's fixed shapes (the time
+    axis to a bucket boundary, the text to a multiple of 16); other strategies keep the batches as they are."""
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from graves_tf import datasets
+    from graves_tf.cli import train
+
+    handwriting = pipeline_batches()["handwriting"]
+    bundle = datasets.DataBundle("handwriting", lambda epoch: handwriting, None, 5, bucket_boundaries=(16,))
+    parsed = flags.FLAGS.is_parsed()
+    if not parsed:
+        flags.FLAGS(["test"])
+    try:
+        with flagsaver.flagsaver(strategy=strategy, jit_compile=jit_compile):
+            batch = next(iter(train.training_batches(bundle)(0)))
+    finally:
+        if not parsed:
+            flags.FLAGS.unparse_flags()
+    original = next(iter(handwriting))
+    assert original["inputs"].shape[1] == 12 and original["text"].shape[1] == 3
+    expected = (16, 16) if padded else (12, 3)
+    assert (batch["inputs"].shape[1], batch["text"].shape[1]) == expected, (strategy, jit_compile)
+
+
+def test_a_batch_without_a_batch_axis_is_refused_in_one_line():
+    import tensorflow as tf
+
+    from graves_tf import training
+
+    dataset = tf.data.Dataset.from_tensors({"inputs": tf.zeros((4, 3)), "reset": tf.constant(True)})
+    with pytest.raises(ValueError, match="batch key 'reset' is a scalar"):
+        training.split_for_replicas(dataset, 2)
+
+
 # -- two worker processes on 127.0.0.1 -------------------------------------------------------------
 
 # The test trains with plain SGD: two replicas sum a batch's gradient in another order than one
