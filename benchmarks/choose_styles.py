@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.common import load_model_of_flags  # noqa: E402
 from benchmarks.ocr import Reader, character_error_rate  # noqa: E402
 from graves_tf import write  # noqa: E402
 from graves_tf.cli import write as write_program  # noqa: E402,F401  (write's flags: --model_dir, --checkpoint, --data_dir, --seed)
@@ -133,8 +134,8 @@ def main(argv):
 
     from graves_tf import alphabet as alphabet_lib
 
+    model, config, where = load_model_of_flags()  # before the OCR reader: a bad run is refused first
     reader = Reader(0.1, 2)
-    model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
     alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
     with open(SELECTION_SENTENCES) as f:
         sentences = [line.strip() for line in f if line.strip()]

@@ -47,3 +47,23 @@ def time_model_train_step(model, batch, repeats, jit_compile=False):
         return tf.reduce_mean(model(batch))
 
     return time_train_step(loss_fn, model.trainable_variables, repeats, jit_compile)
+
+
+def load_model_of_flags():
+    """``write.load_model`` of ``--model_dir`` and ``--checkpoint`` (the shipped model without ``--model_dir``),
+    its model flags checked against the model's configuration (``experiment.spec_of_run``): a benchmark
+    given a run folder reads the run's model_config.json, and a flag that contradicts it, a missing run or
+    an unreadable checkpoint is a one-line exit."""
+    import sys
+
+    from absl import flags
+
+    from graves_tf import experiment, write
+
+    FLAGS = flags.FLAGS
+    try:
+        model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+        experiment.spec_of_run(config["spec"], where)
+    except (FileNotFoundError, ValueError) as error:  # an unreadable checkpoint included
+        sys.exit(str(error))
+    return model, config, where

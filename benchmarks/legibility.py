@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.common import load_model_of_flags  # noqa: E402
 from benchmarks.ocr import Reader, character_error_rate, normalise_text  # noqa: E402
 from graves_tf import write  # noqa: E402
 from graves_tf.cli import write as write_program  # noqa: E402,F401  (write's flags: --model_dir, --data_dir, --seed, ...)
@@ -106,8 +107,8 @@ def novel_main():
     from benchmarks import novel_legibility
     from graves_tf import pretrained
 
+    model, config, where = load_model_of_flags()  # before the OCR reader: a bad run is refused first
     reader = Reader(FLAGS.ocr_scale, FLAGS.ocr_line_width, FLAGS.images_dir)
-    model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
     if FLAGS.styles is None:
         styles = [s["name"] for s in pretrained.list_styles()]
     else:
@@ -149,8 +150,8 @@ def novel_main():
 def validation_main():
     from graves_tf import alphabet as alphabet_lib
 
+    model, config, where = load_model_of_flags()  # before the OCR reader: a bad run is refused first
     reader = Reader(FLAGS.ocr_scale, FLAGS.ocr_line_width, FLAGS.images_dir)
-    model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
     alphabet = alphabet_lib.ALPHABETS[config["spec"]["alphabet"]]
     stride = config["spec"].get("point_stride", 1)
     print(f"model: {where} ({config['checkpoint']}); OCR: tesseract --psm 7, {reader.folder}")

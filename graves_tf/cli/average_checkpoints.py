@@ -39,6 +39,9 @@ def main(argv):
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required")
     try:
+        saved = experiment.read_run_spec(FLAGS.model_dir)
+        if saved is not None:  # model flags may repeat the run's configuration, not contradict it
+            experiment.spec_of_run(saved, FLAGS.model_dir)
         path = average_checkpoints(FLAGS.model_dir, FLAGS.checkpoints, FLAGS.output)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(str(error))

@@ -12,12 +12,13 @@ as ``python -m graves_tf.write --width=...`` writes it).
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from graves_tf import write  # noqa: E402
+from graves_tf import experiment, write  # noqa: E402
 from graves_tf.cli import _program  # noqa: E402
 from graves_tf.cli import write as write_program  # noqa: E402
 
@@ -50,7 +51,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from graves_tf import drawing, pretrained
 
-    model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+    try:
+        model, config, where = write.load_model(FLAGS.model_dir, FLAGS.checkpoint)
+        experiment.spec_of_run(config["spec"], where)  # model flags may repeat the model's, not contradict it
+    except (FileNotFoundError, ValueError) as error:  # an unreadable checkpoint included
+        sys.exit(str(error))
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     path = lambda name: os.path.join(FLAGS.output_dir, name)  # noqa: E731
     text = FLAGS.gallery_text

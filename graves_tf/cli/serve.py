@@ -82,6 +82,9 @@ def main(argv):
         if FLAGS.saved_model:
             folder = FLAGS.saved_model
         else:
+            saved = experiment.read_run_spec(FLAGS.model_dir) if FLAGS.model_dir else None
+            if saved is not None:  # model flags may repeat the run's configuration, not contradict it
+                experiment.spec_of_run(saved, FLAGS.model_dir)
             folder, temporary = export_to_temp(FLAGS.model_dir, FLAGS.checkpoint)
         server = SavedModelServer(folder, FLAGS.model_name, limits)
         try:
