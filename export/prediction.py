@@ -26,12 +26,36 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .saved_model import INFO_FILE, _lengths_checks
 from graves_tf.data.handwriting import downsample_strokes
 from graves_tf.sampling import sample_handwriting
 from graves_tf.unconditional import MAX_POINTS
 
 MAX_NUM_STEPS = MAX_POINTS  # 20,000 points: about 28 lines of 700; a server gives no more in one call
+INFO_FILE = "assets.extra/graves_tf.json"  # saved_model.INFO_FILE (saved_model imports this module: no circle)
+
+
+def _lengths_checks(name, lengths, strokes, strokes_name):
+    """1 <= lengths <= T, and the strokes up to them finite with an end-of-stroke of 0 or 1 (the checks and
+    messages of saved_model._lengths_checks, which this module cannot import: saved_model imports it)."""
+    steps = tf.shape(strokes)[1]
+    checks = [
+        tf.debugging.assert_positive(lengths, message=f"{name}: every length must be at least 1"),
+        tf.debugging.assert_less_equal(
+            lengths, steps, message=f"{name}: a length is longer than the time axis T of {strokes_name}"
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        used = tf.boolean_mask(strokes, tf.sequence_mask(lengths, steps))
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(used)),
+        [f"{strokes_name}: every value up to {name} must be a finite number (no NaN or infinity)"],
+    ))
+    eos = used[:, 2]
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all((eos == 0.0) | (eos == 1.0)),
+        [f"{strokes_name}: the third value of each point, end of stroke, must be 0 or 1"],
+    ))
+    return checks
 
 
 def _batch_checks(leading, name, **others):

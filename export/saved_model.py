@@ -39,6 +39,9 @@ seed than the plain graph does, so such an export reproduces the in-process
 XLA sampler (``graves_tf.sampling.compiled_sampler(model, jit_compile=True)``),
 not the plain one.
 
+Handwriting prediction models (writing without text): ``serving_default``/``sample``,
+``sample_primed`` and ``log_prob``, see ``export/prediction.py``.
+
 Text model signatures: ``sample`` (``prime`` [B] string, ``num_steps`` [] int32,
 ``temperature`` [] float32, ``seed`` [] int64 -> ``text`` [B] string, ``ids`` [B, N] int32)
 and ``log_prob`` (``text`` [B] string -> ``nats`` [B], ``symbols`` [B]).
@@ -318,8 +321,12 @@ def export_run(model, config, output_dir, jit_compile=False):
         sentence_end = config.get("end_of_line") if run_dir.trained_on_sentences(config) else None
         module = TextExport(model, symbols, level, sentence_end)
         signatures = {"serving_default": module.sample, "sample": module.sample, "log_prob": module.log_prob}
+    elif spec["model"] == "handwriting_predictor":  # writing without text: export/prediction.py
+        from .prediction import export_prediction
+
+        return export_prediction(model, config, output_dir)
     else:
-        raise ValueError(f"exporting a {spec['model']} is not supported (synthesis and text models are)")
+        raise ValueError(f"exporting a {spec['model']} is not supported (synthesis, prediction and text models are)")
     tf.saved_model.save(module, output_dir, signatures=signatures)
     if spec["model"] == "handwriting_synthesizer":
         write_info(config, output_dir)

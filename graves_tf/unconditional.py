@@ -190,13 +190,14 @@ def check_output(path, name="-o/--output", suffixes=(".svg", ".png")):
 
 
 def write_command(text, output, num_points=DEFAULT_POINTS, bias=0.0, seed=0, num_samples=1, model_dir=None,
-                  checkpoint="best", prime=None, plot=None, strokes_output=None, stroke_width=2.5):
+                  checkpoint="best", prime=None, plot=None, strokes_output=None, stroke_width=2.5, on_load=None):
     """What ``python -m graves_tf.write --unconditional`` does once its flags are read; returns the lines it prints.
 
     ``prime``: None, or a function of the loaded model's config returning ``((T, 3) whiteboard offsets at
     the data's rate, a description)`` (so the prime is read, and scaled, for the model that continues it). ``plot``: ``density`` (fig. 10,
     along the prime when there is one, else along the first sample) or ``biases`` (one sample per bias
-    0, 0.5, 1, 2).
+    0, 0.5, 1, 2). ``on_load(model, config, where)``: called once the model is loaded (write checks its
+    model flags against the model's and sets its matmul precision there).
     """
     import os
 
@@ -212,6 +213,8 @@ def write_command(text, output, num_points=DEFAULT_POINTS, bias=0.0, seed=0, num
     if plot not in (None, "density", "biases"):
         raise UnconditionalError(f"--plot={plot} needs text (the window's weights); with --unconditional: density or biases")
     model, config, where = load_predictor(model_dir, checkpoint)
+    if on_load is not None:
+        on_load(model, config, where)
     primed, prime_where = (None, None) if prime is None else prime(config)
     if primed is not None:
         primed = check_offsets(primed, prime_where or "the prime")

@@ -21,12 +21,12 @@ PRIME = [[0, 0, 0], [10, 2, 0], [12, -3, 0], [9, 1, 1], [-30, 5, 0], [8, 8, 0], 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from graves_tf.export.prediction import export_prediction
+    from graves_tf.export.saved_model import export_run
 
     folder = tmp_path_factory.mktemp("prediction_export")
     run = make_handwriting_run(folder / "run", SPEC, MEAN, STD, seed=2)
     model, config = run_dir.load_run(run)
-    export_prediction(model, config, str(folder / "saved" / "1"))
+    export_run(model, config, str(folder / "saved" / "1"))  # python -m export's call: a predictor's export
     return run, folder / "saved" / "1"
 
 

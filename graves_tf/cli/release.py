@@ -1,13 +1,17 @@
-r"""Makes a shipped model (graves_tf/pretrained/synthesis, or a text model) from a training run.
+r"""Makes a shipped model (graves_tf/pretrained/synthesis, .../prediction, or a text model) from a training run.
 
     python -m graves_tf.pretrained.release --model_dir=runs/synthesis --data_dir=~/tensorflow_datasets \
         --styles=NAME=LINE_ID:DESCRIPTION,...
     python -m graves_tf.pretrained.release --model_dir=runs/synthesis --style_candidates=24 -o candidates.png
     python -m graves_tf.pretrained.release --model_dir=runs/enwik8_small --release_dir=graves_tf/pretrained/enwik8_small
+    python -m graves_tf.pretrained.release --model_dir=runs/prediction_3x400 --data_dir=~/tensorflow_datasets
 
 A text model's release is ``model_config.json`` and float16 ``weights.npz``:
 ``--model_dir`` of ``graves_tf.evaluate``, ``export`` and ``train --init_from``
-take its folder as they take a run's.
+take its folder as they take a run's. A prediction run's release (default
+``graves_tf/pretrained/prediction``) is the same, with the validation losses
+and how far the run trained (``release.training``); ``write --unconditional``
+reads it.
 
 It stores the checkpoint's weights as float16, measures the validation
 log-loss with the float32 checkpoint and with the float16 weights (both go
@@ -45,7 +49,9 @@ def define_flags():
     )
     flags.DEFINE_integer("style_candidates", 0, "Draw this many candidate style lines to --output and exit.")
     flags.DEFINE_string(
-        "release_dir", None, "Where to write the release (default for a synthesis run: graves_tf/pretrained/synthesis)."
+        "release_dir", None,
+        "Where to write the release (default for a synthesis run: graves_tf/pretrained/synthesis; for a "
+        "prediction run: graves_tf/pretrained/prediction).",
     )
     flags.DEFINE_integer("eval_batch_size", 16, "Lines per validation batch.")
 
@@ -99,11 +105,7 @@ def main(argv):
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required")
 
-    try:
-        model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
-        experiment.spec_of_run(config["spec"], FLAGS.model_dir)  # model flags may repeat the run's, not contradict it
-    except (FileNotFoundError, ValueError) as error:  # an unreadable checkpoint included
-        sys.exit(str(error))
+    model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     kind = config["spec"]["model"]
     if kind == "text_predictor":
         if not FLAGS.release_dir:
@@ -113,8 +115,29 @@ def main(argv):
         if not FLAGS.styles:
             raise app.UsageError("--styles is required for a synthesis model")
         release_synthesizer(model, config, parse_styles(FLAGS.styles), FLAGS.release_dir or str(pretrained.SYNTHESIS_DIR))
+    elif kind == "handwriting_predictor":
+        release_predictor(model, config, FLAGS.release_dir or str(pretrained.PREDICTION_DIR))
     else:
-        sys.exit(f"{FLAGS.model_dir} holds a {kind}; releases are of handwriting synthesizers and text models")
+        sys.exit(f"{FLAGS.model_dir} holds a {kind}; releases are of handwriting synthesizers, predictors and text models")
+
+
+def release_predictor(model, config, release_dir):
+    """A prediction release (no styles): the validation log-loss of the float32 and float16 weights and how
+    far the run trained (``release.training``: updates, epochs, hours, learning-rate cuts)."""
+    from graves_tf import progress
+
+    spec = experiment.ModelSpec(**config["spec"])
+    float32 = validation_loss(model, spec, FLAGS.data_dir)
+    print(f"validation float32: {float32['loss']:.1f} nats per sequence, SSE {float32['sse_per_point']:.3f}")
+    training = progress.training_progress(FLAGS.model_dir)
+    training.pop("latest_checkpoint")
+
+    def add_validation(staging, model):
+        float16 = validation_loss(model, spec, FLAGS.data_dir)
+        print(f"validation float16: {float16['loss']:.1f} nats per sequence, SSE {float16['sse_per_point']:.3f}")
+        return {"validation": {"float32": float32, "float16": float16}, "training": training}
+
+    write_release(model, config, FLAGS.model_dir, release_dir, add_validation)
 
 
 def release_synthesizer(model, config, styles, release_dir):

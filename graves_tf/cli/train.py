@@ -42,8 +42,9 @@ def define_flags():
     flags.DEFINE_string(
         "init_from",
         None,
-        "Start from the weights of another run (its model dir or a checkpoint path), or 'pretrained': "
-        "the shipped synthesis model (fine-tuning; the model flags must be its own).",
+        "Start from the weights of another run (its model dir or a checkpoint path), of a shipped model "
+        "('pretrained': the synthesis model; 'pretrained:NAME': graves_tf/pretrained/NAME, e.g. "
+        "pretrained:prediction) or of a release folder; for a shipped model the model flags must be its own.",
     )
     flags.DEFINE_integer("checkpoint_every", 200, "Save a checkpoint every this many updates.")
     flags.DEFINE_integer(
@@ -189,24 +190,13 @@ def run_training(spec):
         sys.exit(str(error))
 
 
-def pretrained_weights(spec):
-    """The shipped synthesis model's weights file, once ``spec`` is found to be its network."""
-    import dataclasses
-
+def pretrained_weights(spec, value="pretrained"):
+    """The weights file of the shipped model ``--init_from=value`` names (``pretrained``: synthesis;
+    ``pretrained:NAME``: graves_tf/pretrained/NAME; a release folder), once ``spec`` is found to be its
+    network; None for a run folder or a checkpoint (the trainer reads those)."""
     from graves_tf import pretrained
 
-    shipped = pretrained.load_config()["spec"]
-    differences = [
-        f"--{name}={value} (shipped: {shipped[name]})"
-        for name, value in dataclasses.asdict(spec).items()
-        if name in shipped and shipped[name] != value
-    ]
-    if differences:
-        raise ValueError(
-            "--init_from=pretrained needs the shipped model's network "
-            "(--flagfile=graves_tf/configs/iam_synthesis_shipped.cfg); these flags differ: " + ", ".join(differences)
-        )
-    return pretrained.weights_path()
+    return pretrained.init_weights(value, spec)
 
 
 def train_in_model_dir(spec, strategy):
@@ -290,7 +280,7 @@ def train_in_model_dir(spec, strategy):
         print(f"resumed from step {resumed}", flush=True)
     elif FLAGS.init_from:
         try:
-            trainer.init_from(pretrained_weights(spec) if FLAGS.init_from == "pretrained" else FLAGS.init_from)
+            trainer.init_from(pretrained_weights(spec, FLAGS.init_from) or FLAGS.init_from)
         except (FileNotFoundError, ValueError) as error:
             sys.exit(str(error))
     try:

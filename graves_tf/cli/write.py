@@ -5,6 +5,7 @@ r"""Writes text as handwriting with the shipped synthesis network or a trained o
     python -m graves_tf.write "Two lines\nof text" --bias=1 --seed=3 --style=NAME -o page.png --plot=attention
     python -m graves_tf.write "In my own hand" --prime_strokes=me.json --prime_text="the quick fox" -o me.svg
     python -m graves_tf.write "Hello world" --model_dir=runs/synthesis -o hello.svg
+    python -m graves_tf.write --unconditional --num_samples=4 --seed=1 -o free.svg   # no text: docs/unconditional.md
 
 (also ``graves-tf-write``; the library it calls is :mod:`graves_tf.write`.)
 
@@ -77,6 +78,18 @@ def define_flags():
         "(figs. 10, 14), or samples at biases 0, 0.5, 1, 2 (fig. 16).",
     )
     flags.DEFINE_float("stroke_width", 2.5, "Pen width in SVG pixels (the letters are about 20 pixels high).")
+    # Writing without text (docs/unconditional.md): the prediction network of section 4.
+    flags.DEFINE_bool(
+        "unconditional", False,
+        "Write without text, with a handwriting prediction network (section 4; --model_dir of a prediction "
+        "run, default the shipped graves_tf/pretrained/prediction): free samples, or the continuation of "
+        "--prime_strokes/--style/--prime_id; --bias defaults to 0 (the paper's fig. 11).",
+    )
+    flags.DEFINE_integer("num_points", 700, "--unconditional: pen points per sample (fig. 11: 700).")
+    flags.DEFINE_integer("num_samples", 1, "--unconditional: samples, stacked down the page.")
+    flags.DEFINE_string(
+        "strokes_output", None, "--unconditional: also write the samples' offsets to this .json (whiteboard units)."
+    )
     for name in ("output", "seed", "model_dir", "checkpoint", "data_dir", "precision", "verbose"):
         flags.declare_key_flag(name)
 
@@ -96,12 +109,65 @@ def print_styles():
         print(f"{s['name']:<{width}}  {s['line_id']}  {s['description']}: \"{s['text']}\"")
 
 
+def write_unconditional(text):
+    """``--unconditional``: samples the prediction network (graves_tf.unconditional.write_command)."""
+    from graves_tf import checkpoint_files, pretrained, unconditional
+
+    def check_model(model, config, where):
+        try:  # model flags on the command line must agree with the model's configuration
+            experiment.spec_of_run(config["spec"], where)
+        except ValueError as error:
+            raise WriteError(str(error)) from None
+        if FLAGS.precision == "bfloat16":
+            from graves_tf import machine
+
+            try:
+                machine.check_bfloat16("--precision=bfloat16")
+            except ValueError as error:
+                raise WriteError(str(error)) from None
+            model.matmul_precision = "bfloat16"
+
+    def prime(config):
+        if FLAGS.style and FLAGS.style != "none":
+            try:
+                offsets, _ = pretrained.style(FLAGS.style)
+            except KeyError as error:
+                raise WriteError(error.args[0]) from None
+            return offsets, f"the style {FLAGS.style!r}"
+        if FLAGS.prime_id:
+            return find_iam_line(FLAGS.prime_id, FLAGS.data_dir)[0], f"IAM-OnDB line {FLAGS.prime_id}"
+        return load_prime_strokes(FLAGS.prime_strokes, config["offset_std"]), FLAGS.prime_strokes
+
+    try:
+        if FLAGS.prime_text:
+            raise WriteError("--prime_text: with --unconditional a prime needs no text (the network reads none)")
+        if sum(bool(x) for x in (FLAGS.style, FLAGS.prime_id, FLAGS.prime_strokes)) > 1:
+            raise WriteError("give one of --style, --prime_id and --prime_strokes")
+        if not math.isfinite(FLAGS.stroke_width) or FLAGS.stroke_width <= 0:
+            raise WriteError(f"--stroke_width must be a positive number of pixels, got {FLAGS.stroke_width}")
+        primed = (FLAGS.style and FLAGS.style != "none") or FLAGS.prime_id or FLAGS.prime_strokes
+        printed = unconditional.write_command(
+            text, FLAGS.output or "handwriting.svg", FLAGS.num_points,
+            FLAGS.bias if FLAGS["bias"].present else 0.0, FLAGS.seed, FLAGS.num_samples, FLAGS.model_dir,
+            FLAGS.checkpoint, prime if primed else None, FLAGS.plot, FLAGS.strokes_output, FLAGS.stroke_width,
+            on_load=check_model,
+        )
+    except (WriteError, unconditional.UnconditionalError, FileNotFoundError, checkpoint_files.UnreadableCheckpoint) as error:
+        sys.exit(str(error))
+    print("\n".join(printed))
+
+
 def main(argv):
     if FLAGS.list_styles:
         return print_styles()
     text = "\n".join(argv[1:]).replace("\\n", "\n")
+    if FLAGS.unconditional:
+        return write_unconditional(text)
     if not text.strip():
-        raise app.UsageError('give the text to write: python -m graves_tf.write "Hello world" -o hello.svg')
+        raise app.UsageError(
+            'give the text to write: python -m graves_tf.write "Hello world" -o hello.svg '
+            "(or --unconditional to write without text)"
+        )
     from graves_tf import checkpoint_files, drawing
 
     output = FLAGS.output or "handwriting.svg"

@@ -8,6 +8,18 @@ whiteboard units at the data's own sampling rate). ``python -m graves_tf.write``
 and ``python -m export`` use it when no ``--model_dir`` is given;
 ``python -m graves_tf.pretrained.release`` makes it from a training run.
 
+``graves_tf/pretrained/prediction/`` (once released: ``python -m
+graves_tf.pretrained.release`` of a ``handwriting_predictor`` run) holds an
+unconditional handwriting prediction network (section 4) in the same format,
+``model_config.json`` and ``weights.npz``, no styles: ``python -m
+graves_tf.write --unconditional`` uses it (:func:`load_predictor`), and
+``python -m export --model_dir=graves_tf/pretrained/prediction`` exports it.
+
+``python -m graves_tf.train --init_from=pretrained`` starts from the shipped
+synthesis weights, ``--init_from=pretrained:NAME`` from those of
+``graves_tf/pretrained/NAME`` (:func:`init_weights`), after checking that the
+model flags build the shipped network.
+
 Text models (:data:`TEXT_MODELS`: ``graves_tf/pretrained/enwik8_small/`` and ``ptb_char/``)
 hold ``model_config.json`` and ``weights.npz`` alone; their folder
 (:func:`text_model_dir`) is a ``--model_dir`` for ``graves_tf.evaluate``,
@@ -21,7 +33,9 @@ import numpy as np
 
 from graves_tf import run_dir
 
-SYNTHESIS_DIR = pathlib.Path(__file__).parent / "synthesis"
+PRETRAINED_DIR = pathlib.Path(__file__).parent
+SYNTHESIS_DIR = PRETRAINED_DIR / "synthesis"
+PREDICTION_DIR = PRETRAINED_DIR / "prediction"
 CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = run_dir.RELEASED_WEIGHTS
 STYLES_FILE = "styles.json"
@@ -32,11 +46,11 @@ class PretrainedNotFound(FileNotFoundError):
     pass
 
 
-def _require(folder, name):
+def _require(folder, name, what="synthesis"):
     path = pathlib.Path(folder or SYNTHESIS_DIR) / name
     if not path.exists():
         raise PretrainedNotFound(
-            f"{path} is missing: this copy of graves_tf has no shipped synthesis model; "
+            f"{path} is missing: this copy of graves_tf has no shipped {what} model; "
             f"pass --model_dir of a training run, or reinstall graves_tf"
         )
     return path
@@ -87,6 +101,67 @@ def load_synthesizer(folder=None):
     load_weights(model, weights)
     config["checkpoint"] = str(weights)
     return model, config
+
+
+def load_predictor(folder=None):
+    """``(model, config)`` of the shipped handwriting prediction model (``graves_tf/pretrained/prediction``),
+    as ``run_dir.load_run`` returns them; :class:`PretrainedNotFound` while none is shipped."""
+    from graves_tf import experiment
+
+    folder = pathlib.Path(folder or PREDICTION_DIR)
+    with open(_require(folder, CONFIG_FILE, "prediction")) as f:
+        config = json.load(f)
+    if config["spec"]["model"] != "handwriting_predictor":
+        raise ValueError(f"{folder} holds a {config['spec']['model']}, not a handwriting_predictor")
+    model = experiment.build_model(experiment.ModelSpec(**config["spec"]))
+    weights = str(_require(folder, WEIGHTS_FILE, "prediction"))
+    load_weights(model, weights)
+    config["checkpoint"] = weights
+    return model, config
+
+
+def shipped_names():
+    """The shipped models in this copy of graves_tf: the folders of :data:`PRETRAINED_DIR` with a ``weights.npz``."""
+    return sorted(p.parent.name for p in pathlib.Path(PRETRAINED_DIR).glob(f"*/{WEIGHTS_FILE}"))
+
+
+def init_weights(value, spec):
+    """The weights file ``train --init_from=value`` starts from, once ``spec`` is found to build that network.
+
+    ``value``: ``pretrained`` (the shipped synthesis model), ``pretrained:NAME`` or ``pretrained/NAME`` (the
+    shipped ``graves_tf/pretrained/NAME``: ``prediction``, ``synthesis``, a text model), or the folder of a
+    release (``model_config.json`` and ``weights.npz``). None for anything else (a run folder or a
+    checkpoint: the trainer reads those itself). ``ValueError`` names the model flags that differ from the
+    shipped network's, or the shipped models there are.
+    """
+    import dataclasses
+
+    if value == "pretrained":
+        folder, name = SYNTHESIS_DIR, "synthesis"
+    elif value.startswith(("pretrained:", "pretrained/")):
+        name = value[len("pretrained") + 1 :].strip("/")
+        folder = pathlib.Path(PRETRAINED_DIR) / name
+        if not name or not (folder / WEIGHTS_FILE).exists():
+            shipped = ", ".join(f"pretrained:{n}" for n in shipped_names()) or "none"
+            raise ValueError(f"--init_from={value}: no shipped model {name!r} in {PRETRAINED_DIR}; shipped: {shipped}")
+    else:
+        folder, name = pathlib.Path(value), None
+        if not ((folder / WEIGHTS_FILE).exists() and (folder / CONFIG_FILE).exists()):
+            return None
+    with open(_require(folder, CONFIG_FILE, name or "released")) as f:
+        shipped = json.load(f)["spec"]
+    differences = [
+        f"--{key}={given} (shipped: {shipped[key]})"
+        for key, given in dataclasses.asdict(spec).items()
+        if key in shipped and shipped[key] != given
+    ]
+    if differences:
+        config = {"synthesis": "iam_synthesis_shipped.cfg"}.get(name)
+        hint = f" (--flagfile=graves_tf/configs/{config})" if config else ""
+        raise ValueError(
+            f"--init_from={value} needs the shipped model's network{hint}; these flags differ: " + ", ".join(differences)
+        )
+    return str(_require(folder, WEIGHTS_FILE, name or "released"))
 
 
 def list_styles(folder=None):
