@@ -40,6 +40,12 @@ def test_two_replicas_make_the_updates_of_one_device(two_device_results, model, 
         assert case["noise_effect"] > 100 * TOLERANCE, case  # the noise did change the training
 
 
+def test_a_global_batch_two_replicas_share_unevenly_makes_the_updates_of_one_device(two_device_results):
+    """3 rows on 2 replicas (2 and 1): the gradient is still the sum over the batch / 3."""
+    case = two_device_results["prediction/uneven_batch"]
+    assert case["max_change"] > 1000 * TOLERANCE and case["max_difference"] < TOLERANCE, case
+
+
 def test_adaptive_weight_noise_counts_its_complexity_once_on_two_replicas(two_device_results):
     case = two_device_results["prediction/adaptive_weight_noise"]
     assert case["max_change"] > 1000 * TOLERANCE and case["noise_effect"] > 100 * TOLERANCE, case

@@ -8,7 +8,8 @@ Each case builds one model from the same initial weights twice, trains it
 on MirroredStrategy(["/cpu:0", "/cpu:1"]), and records the largest difference
 of any weight (the model's, and adaptive noise's log sigmas) between the two,
 how far the weights moved, and how far the noise moved them from the run
-without noise. A last case makes one SGD
+without noise. One case trains with a global batch of 3 rows, which two
+replicas share unevenly (2 and 1). A last case makes one SGD
 update at learning rate 1 on two replicas and records the logged gradient_norm
 beside the norm of the change of the weights (the applied gradient).
 """
@@ -46,23 +47,23 @@ def text_data():
     return lambda epoch: stream_segments(ids, BATCH, 8, reset_every=3)
 
 
-def handwriting_batches(with_text):
+def handwriting_batches(with_text, rows=BATCH):
     """Padded pen-offset sequences of different lengths (and, for synthesis, texts of different lengths)."""
     rng = np.random.default_rng(1)
     batches = []
     for _ in range(UPDATES):
         steps = 12
         points = np.concatenate(
-            [rng.normal(0, 1, (BATCH, steps, 2)), (rng.random((BATCH, steps, 1)) < 0.2)], -1
+            [rng.normal(0, 1, (rows, steps, 2)), (rng.random((rows, steps, 1)) < 0.2)], -1
         ).astype(np.float32)
         batch = {
-            "inputs": np.concatenate([np.zeros((BATCH, 1, 3), np.float32), points[:, :-1]], 1),
+            "inputs": np.concatenate([np.zeros((rows, 1, 3), np.float32), points[:, :-1]], 1),
             "targets": points,
-            "lengths": rng.integers(6, steps + 1, BATCH).astype(np.int32),
+            "lengths": rng.integers(6, steps + 1, rows).astype(np.int32),
         }
         if with_text:
-            batch["text"] = rng.integers(1, ALPHABET, (BATCH, 5)).astype(np.int32)
-            batch["text_lengths"] = rng.integers(2, 6, BATCH).astype(np.int32)
+            batch["text"] = rng.integers(1, ALPHABET, (rows, 5)).astype(np.int32)
+            batch["text_lengths"] = rng.integers(2, 6, rows).astype(np.int32)
         batches.append(batch)
     dataset = tf.data.Dataset.from_tensor_slices({k: np.stack([b[k] for b in batches]) for k in batches[0]})
     return lambda epoch: dataset
@@ -91,8 +92,9 @@ def build(make_model, strategy, initial):
     return model
 
 
-def train(name, noise, strategy, initial, optimizer=None):
-    make_model, make_data = MODELS[name]
+def train(name, noise, strategy, initial, optimizer=None, make_data=None, batch_size=BATCH):
+    make_model, default_data = MODELS[name]
+    make_data = make_data or default_data
     model = build(make_model, strategy, initial)
     with strategy.scope():
         # SGD, not Adam: an update proportional to the gradient, so a gradient summed twice would show.
@@ -101,7 +103,7 @@ def train(name, noise, strategy, initial, optimizer=None):
         model_dir=tempfile.mkdtemp(), train_steps=UPDATES, checkpoint_every=UPDATES, eval_every=0,
         log_every=UPDATES, progress_bar=False, **noise,
     )
-    trainer = training.Trainer(model, optimizer, config, training.DataSource(make_data(), BATCH), strategy=strategy)
+    trainer = training.Trainer(model, optimizer, config, training.DataSource(make_data(), batch_size), strategy=strategy)
     trainer.fit()
     weights = [np.array(v.numpy()) for v in model.weights]
     if trainer.noise is not None and hasattr(trainer.noise, "log_sigmas"):
@@ -149,6 +151,14 @@ def main(out):
             "noise_effect": max(float(np.max(np.abs(a - b))) for a, b in zip(one, clean[name])),
         }
         print(name, noise_name, results[f"{name}/{noise_name}"], flush=True)
+    uneven = {"make_data": lambda: handwriting_batches(False, rows=3), "batch_size": 3}
+    one = train("prediction", {}, default, initials["prediction"], **uneven)
+    two = train("prediction", {}, mirrored, initials["prediction"], **uneven)
+    results["prediction/uneven_batch"] = {
+        "max_difference": max(float(np.max(np.abs(a - b))) for a, b in zip(one, two)),
+        "max_change": max(float(np.max(np.abs(a - b))) for a, b in zip(one, initials["prediction"])),
+    }
+    print("prediction uneven_batch", results["prediction/uneven_batch"], flush=True)
     results["gradient_norm"] = gradient_norm_case(mirrored)
     print(results["gradient_norm"], flush=True)
     with open(out, "w") as f:
