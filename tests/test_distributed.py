@@ -112,7 +112,9 @@ def test_every_pipeline_gives_each_replica_its_rows(replicas, workers):
         rows = -(-5 // replicas)
         for key, value in whole.items():
             for r, piece in enumerate(slices):
-                np.testing.assert_array_equal(piece[key].numpy(), value[r * rows:(r + 1) * rows], err_msg=f"{name} {key} {r}")
+                np.testing.assert_array_equal(
+                    piece[key].numpy(), value[r * rows:(r + 1) * rows], err_msg=f"{name} {key} replica {r}"
+                )
             np.testing.assert_array_equal(np.concatenate([piece[key].numpy() for piece in slices]), value)
 
 
