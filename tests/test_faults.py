@@ -534,3 +534,43 @@ def test_a_folder_that_is_not_a_run_is_one_line(module, args, tmp_path):
     result = subprocess.run([sys.executable, "-m", module, f"--model_dir={tmp_path / 'nowhere'}", *args],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     refused(result, "is not a graves_tf training run")
+
+
+# -- train's numbers -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--batch_size=0", "--batch_size must be at least 1, got 0"),  # was: ZeroDivisionError
+        ("--train_steps=-5", "--train_steps must be at least 1, got -5"),  # was: exit 0, nothing trained
+        ("--checkpoint_every=0", "--checkpoint_every must be at least 1, got 0"),
+        ("--segment_length=-1", "--segment_length must be 0 or more, got -1"),
+        ("--learning_rate=nan", "--learning_rate must be a finite number > 0, got nan"),
+        ("--learning_rate=-1", "--learning_rate must be a finite number > 0, got -1.0"),
+        ("--momentum=1.5", "--momentum must be in [0, 1), got 1.5"),
+        ("--weight_noise=-0.1", "--weight_noise must be a finite number >= 0"),
+    ],
+)
+def test_train_refuses_bad_numbers_before_reading_data(flag, message, tmp_path):
+    """Refused with a --manual_dir that does not exist: before any data is read."""
+    result = run(TRAIN, f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={tmp_path / 'run'}",
+                 f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={tmp_path / 'nowhere'}", flag)
+    refused(result, f"bad configuration: {message}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_data_too_short_for_the_batch_is_one_line(tmp_path):
+    """The dummy Penn Treebank in 8 streams of 50-character segments (was: a ValueError traceback)."""
+    result = run(TRAIN, f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={tmp_path / 'run'}",
+                 f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={DUMMY_PTB}", "--train_steps=2", "--eval_every=0",
+                 "--noprogress_bar")
+    refused(result, "cannot train on this data: a stream of")
+    assert "is too short for 8 streams of segments of 50" in result.stderr
+
+
+def test_train_into_a_file_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = run(TRAIN, f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={tmp_path / 'afile'}",
+                 *data_args(tmp_path), "--train_steps=2")
+    refused(result, f"--model_dir {tmp_path / 'afile'} is a file, not a folder")  # was: FileExistsError

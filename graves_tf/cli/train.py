@@ -182,6 +182,8 @@ def run_training(spec):
 
     if not FLAGS.model_dir:
         sys.exit("--model_dir is required to train (checkpoints and logs go there)")
+    if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
+        sys.exit(f"--model_dir {FLAGS.model_dir} is a file, not a folder")
     strategy = start_strategy(FLAGS.strategy)
     try:
         with training.folder_lock(FLAGS.model_dir, strategy):
@@ -291,11 +293,45 @@ def train_in_model_dir(spec, strategy):
         sys.exit(f"{error}; the folder's latest checkpoint is still the one before it")
     except training.WorkerLost as error:
         sys.exit(str(error))
+    except ValueError as error:  # the data cut into nothing: too short for --batch_size streams, an empty epoch
+        sys.exit(f"cannot train on this data: {error}")
     step = int(trainer.step.numpy())
     if validation is not None:
         print(f"step {step}: validation loss {validation['loss']:.3f} nats per sequence, "
               f"{validation['loss_per_step']:.4f} per step", flush=True)
     logging.info("finished at step %d", step)
+
+
+AT_LEAST_ONE = ("batch_size", "train_steps", "checkpoint_every", "log_every", "reset_state_every", "max_bad_steps")
+AT_LEAST_ZERO = ("segment_length", "eval_every", "eval_batches", "keep_every", "sample_every", "plateau_patience",
+                 "early_stopping_patience")
+
+
+def settings_problem(flag_values=FLAGS):
+    """What is wrong with the training loop's numbers, named by flag (None: nothing), before any data is read.
+
+    (Was: --batch_size=0 a ZeroDivisionError, --train_steps=-5 an
+    exit 0 having trained nothing.)"""
+    import math
+
+    for name in AT_LEAST_ONE:
+        if flag_values[name].value < 1:
+            return f"--{name} must be at least 1, got {flag_values[name].value}"
+    for name in AT_LEAST_ZERO:
+        if flag_values[name].value < 0:
+            return f"--{name} must be 0 or more, got {flag_values[name].value}"
+    if flag_values["max_length"].value is not None and flag_values["max_length"].value < 1:
+        return f"--max_length must be at least 1 point, got {flag_values['max_length'].value}"
+    value = {name: flag_values[name].value for name in
+             ("learning_rate", "plateau_factor", "adaptive_noise_init_std", "weight_noise", "momentum")}
+    for name in ("learning_rate", "plateau_factor", "adaptive_noise_init_std"):
+        if not math.isfinite(value[name]) or value[name] <= 0:
+            return f"--{name} must be a finite number > 0, got {value[name]}"
+    if not math.isfinite(value["weight_noise"]) or value["weight_noise"] < 0:
+        return f"--weight_noise must be a finite number >= 0 (0: off), got {value['weight_noise']}"
+    if not math.isfinite(value["momentum"]) or not 0 <= value["momentum"] < 1:
+        return f"--momentum must be in [0, 1), got {value['momentum']}"
+    return None
 
 
 def main(argv):
@@ -305,6 +341,9 @@ def main(argv):
         spec = experiment.model_spec_from_flags(FLAGS)
     except ValueError as error:
         sys.exit(f"bad configuration: {error}")
+    problem = settings_problem(FLAGS)
+    if problem:
+        sys.exit(f"bad configuration: {problem}")
     if FLAGS.dry_run:
         model = experiment.build_model(spec)
         model.summary()
