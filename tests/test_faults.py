@@ -546,8 +546,8 @@ def test_a_folder_that_is_not_a_run_is_one_line(module, args, tmp_path):
         ("--train_steps=-5", "--train_steps must be at least 1, got -5"),  # was: exit 0, nothing trained
         ("--checkpoint_every=0", "--checkpoint_every must be at least 1, got 0"),
         ("--segment_length=-1", "--segment_length must be 0 or more, got -1"),
-        ("--learning_rate=nan", "--learning_rate must be a finite number > 0, got nan"),
-        ("--learning_rate=-1", "--learning_rate must be a finite number > 0, got -1.0"),
+        ("--learning_rate=nan", "--learning_rate must be a finite number >= 0 (0: frozen weights), got nan"),
+        ("--learning_rate=-1", "--learning_rate must be a finite number >= 0 (0: frozen weights), got -1.0"),
         ("--momentum=1.5", "--momentum must be in [0, 1), got 1.5"),
         ("--weight_noise=-0.1", "--weight_noise must be a finite number >= 0"),
     ],

@@ -324,11 +324,12 @@ def settings_problem(flag_values=FLAGS):
         return f"--max_length must be at least 1 point, got {flag_values['max_length'].value}"
     value = {name: flag_values[name].value for name in
              ("learning_rate", "plateau_factor", "adaptive_noise_init_std", "weight_noise", "momentum")}
-    for name in ("learning_rate", "plateau_factor", "adaptive_noise_init_std"):
+    for name in ("plateau_factor", "adaptive_noise_init_std"):
         if not math.isfinite(value[name]) or value[name] <= 0:
             return f"--{name} must be a finite number > 0, got {value[name]}"
-    if not math.isfinite(value["weight_noise"]) or value["weight_noise"] < 0:
-        return f"--weight_noise must be a finite number >= 0 (0: off), got {value['weight_noise']}"
+    for name, zero in (("learning_rate", "frozen weights"), ("weight_noise", "off")):
+        if not math.isfinite(value[name]) or value[name] < 0:
+            return f"--{name} must be a finite number >= 0 (0: {zero}), got {value[name]}"
     if not math.isfinite(value["momentum"]) or not 0 <= value["momentum"] < 1:
         return f"--momentum must be in [0, 1), got {value['momentum']}"
     return None
