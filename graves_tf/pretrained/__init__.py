@@ -148,12 +148,14 @@ def init_weights(value, spec):
         folder, name = pathlib.Path(value), None
         if not ((folder / WEIGHTS_FILE).exists() and (folder / CONFIG_FILE).exists()):
             return None
+    from graves_tf import experiment
+
     with open(_require(folder, CONFIG_FILE, name or "released")) as f:
-        shipped = json.load(f)["spec"]
-    differences = [
-        f"--{key}={given} (shipped: {shipped[key]})"
+        shipped = experiment.ModelSpec(**json.load(f)["spec"])
+    differences = [  # as the models are built: a clip left at its default is the paper's clip
+        f"--{key}={given} (shipped: {getattr(shipped, key)})"
         for key, given in dataclasses.asdict(spec).items()
-        if key in shipped and shipped[key] != given
+        if experiment._in_force(spec, key) != experiment._in_force(shipped, key)
     ]
     if differences:
         config = {"synthesis": "iam_synthesis_shipped.cfg"}.get(name)
