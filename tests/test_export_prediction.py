@@ -11,7 +11,7 @@ import tensorflow as tf  # noqa: E402
 
 from graves_tf import experiment, run_dir, unconditional  # noqa: E402
 from run_folders import make_handwriting_run  # noqa: E402
-from test_export import run_without_graves_tf  # noqa: E402
+from export_helpers import run_without_graves_tf  # noqa: E402
 
 SPEC = experiment.ModelSpec(model="handwriting_predictor", dataset="iam_ondb", num_layers=2, units=16, num_mixtures=3)
 MEAN, STD = [8.0, 0.1], [40.0, 37.0]
@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
     return run, folder / "saved" / "1"
 
 
-@pytest.mark.slow  # 27 s here with a training run on both cores: a fresh TensorFlow process loads the export
+@pytest.mark.slow  # 27-42 s here with a training run on both cores: a fresh TensorFlow process loads the export
 def test_a_process_without_graves_tf_samples_what_the_python_api_samples(exported, tmp_path):
     run, saved = exported
     result = run_without_graves_tf(saved, f"""

@@ -87,7 +87,7 @@ def test_the_default_bias_is_the_papers_and_a_prime_is_continued(tiny_run, tmp_p
     np.testing.assert_array_equal(np.asarray(json.loads((tmp_path / "s.json").read_text())["samples"][0]), expected)
 
 
-@pytest.mark.slow  # two fresh processes (write, then the SavedModel without graves_tf): ~40 s with training running
+@pytest.mark.slow  # two fresh processes (write, then the SavedModel without graves_tf): 93 s with training running
 def test_one_seed_gives_the_same_strokes_from_the_command_line_the_api_and_the_saved_model(tiny_run, tmp_path):
     from graves_tf.export.prediction import export_prediction
     from test_export import run_without_graves_tf
@@ -116,3 +116,13 @@ def test_one_seed_gives_the_same_strokes_from_the_command_line_the_api_and_the_s
         np.testing.assert_allclose(from_cli[row], from_api[row], rtol=1e-6, atol=1e-6)  # the same code, another process
         np.testing.assert_allclose(from_saved_model[row], from_api[row], rtol=1e-5, atol=1e-3)
         np.testing.assert_array_equal(from_saved_model[row][:, 2], from_api[row][:, 2])  # the same pen lifts
+
+
+def test_a_shipped_style_is_continued_and_the_bias_rows_are_drawn(tiny_run, tmp_path, capsys):
+    write_in_process("--unconditional", f"--model_dir={tiny_run}", "--num_points=10", "--style=rounded",
+                     "--plot=biases", "--bias=0.5", f"-o={tmp_path / 'rounded.svg'}")
+    printed = capsys.readouterr().out
+    assert "(bias 0.5, seed 0, continuing the style 'rounded')" in printed
+    assert "samples at biases 0, 0.5, 1, 2" in printed and (tmp_path / "rounded.biases.png").exists()
+    with pytest.raises(SystemExit, match="no style 'nope'"):
+        write_in_process("--unconditional", f"--model_dir={tiny_run}", "--style=nope", f"-o={tmp_path / 'x.svg'}")
