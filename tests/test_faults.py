@@ -574,3 +574,16 @@ def test_train_into_a_file_is_one_line(tmp_path):
     result = run(TRAIN, f"--flagfile={experiment.config_path('tiny_text')}", f"--model_dir={tmp_path / 'afile'}",
                  *data_args(tmp_path), "--train_steps=2")
     refused(result, f"--model_dir {tmp_path / 'afile'} is a file, not a folder")  # was: FileExistsError
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--max_batches=-1", "--max_batches must be 0 (all) or more, got -1"),  # was: ZeroDivisionError
+        ("--eval_batch_size=0", "--eval_batch_size must be at least 1, got 0"),
+        ("--dynamic_learning_rate=nan", "--dynamic_learning_rate must be a finite number >= 0, got nan"),
+    ],
+)
+def test_evaluate_refuses_bad_numbers(flag, message, tmp_path):
+    result = run("graves_tf.evaluate", f"--model_dir={tmp_path / 'nowhere'}", flag)
+    refused(result, message)

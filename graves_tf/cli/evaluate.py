@@ -52,6 +52,12 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.model_dir:
         sys.exit("--model_dir is required")
+    if FLAGS.max_batches < 0:  # was: a ZeroDivisionError after evaluating nothing
+        sys.exit(f"--max_batches must be 0 (all) or more, got {FLAGS.max_batches}")
+    if FLAGS.eval_batch_size is not None and FLAGS.eval_batch_size < 1:
+        sys.exit(f"--eval_batch_size must be at least 1, got {FLAGS.eval_batch_size}")
+    if not 0 <= FLAGS.dynamic_learning_rate < float("inf"):
+        sys.exit(f"--dynamic_learning_rate must be a finite number >= 0, got {FLAGS.dynamic_learning_rate}")
     from graves_tf import datasets, evaluation, run_dir
 
     try:  # the run's own model_config.json; model flags may repeat it, not contradict it
