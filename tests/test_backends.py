@@ -36,7 +36,7 @@ import pytest  # noqa: E402
 
 import backend_checks  # noqa: E402
 from backend_checks import CLIPS, build, case_names, make_batch  # noqa: E402
-from test_models import randomize  # noqa: E402
+from model_helpers import randomize  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DUMMY_PTB = REPO / "tfds_builders" / "ptb" / "dummy_data" / "manual"

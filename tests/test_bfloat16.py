@@ -19,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 from graves_tf import machine, train_path  # noqa: E402
 from graves_tf.layers import precision  # noqa: E402
 from graves_tf.sampling import compiled_sampler  # noqa: E402
-from test_models import as_tensors, randomize, tiny_models  # noqa: E402
+from model_helpers import as_tensors, randomize, tiny_models  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not machine.has_bfloat16(), reason="this CPU has no bfloat16 arithmetic (AVX512_BF16 / AMX_BF16)"

@@ -16,69 +16,19 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from graves_tf import experiment, run_dir, sampling  # noqa: E402
-
-TEXTS = ["hello there", "ab"]
-BIAS, SEED, MAX_STEPS = [0.5, 1.0], 7, 60
+from export_helpers import BIAS, MAX_STEPS, SEED, TEXTS, export_tiny_synthesis, run_without_graves_tf, texts_context  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export")
-    spec = experiment.ModelSpec(
-        model="handwriting_synthesizer", dataset="iam_ondb", num_layers=2, units=16, num_mixtures=3,
-        num_window_gaussians=2,
-    )
-    keras.utils.set_random_seed(0)
-    model = experiment.build_model(spec)
-    for v in model.weights:  # random weights everywhere, peepholes too
-        v.assign(np.random.default_rng(len(v.name)).normal(0, 0.3, v.shape))
-    stats = types.SimpleNamespace(offset_mean=[8.0, 0.1], offset_std=[40.0, 37.0], vocabulary=None)
-    run_dir.save_run_config(str(folder / "run"), spec, stats)
-    tf.train.Checkpoint(model=model).save(str(folder / "run" / "checkpoints" / "ckpt"))
-    output = folder / "saved" / "1"
-    result = subprocess.run(
-        [sys.executable, "-m", "export", f"--model_dir={folder / 'run'}", f"--output={output}"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    return folder, output
+    return export_tiny_synthesis(tmp_path_factory.mktemp("export"))
 
 
 def in_process_sample(run_folder):
     model, config = run_dir.load_run(str(run_folder))
-    from graves_tf import alphabet
-
-    ids = [alphabet.PAPER.encode(t) for t in TEXTS]
-    width = max(map(len, ids))
-    text = np.zeros((len(ids), width), np.int32)
-    mask = np.zeros((len(ids), width), np.float32)
-    for row, i in enumerate(ids):
-        text[row, : len(i)], mask[row, : len(i)] = i, 1
-    context = model.window.context(tf.constant(text), tf.constant(mask))
-    strokes, lengths = sampling.compiled_sampler(model)(len(TEXTS), MAX_STEPS, BIAS, SEED, context)
+    strokes, lengths = sampling.compiled_sampler(model)(len(TEXTS), MAX_STEPS, BIAS, SEED, texts_context(model))
     denormalised = [sampling.denormalise(s[:n], config["offset_mean"], config["offset_std"]) for s, n in zip(strokes.numpy(), lengths.numpy())]
     return denormalised, lengths.numpy()
-
-
-def run_without_graves_tf(saved, body, cwd):
-    """Runs ``body`` (Python source; ``model`` is the loaded SavedModel) in a process where graves_tf cannot be imported."""
-    script = textwrap.dedent(f"""
-        import importlib.abc, json, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path, target=None):
-                if name.split(".")[0] in ("graves_tf", "export"):
-                    raise ImportError("graves_tf is not installed here")
-        sys.meta_path.insert(0, Block())
-        sys.path = [p for p in sys.path if p not in ("", {str(os.getcwd())!r})]
-        import numpy as np, tensorflow as tf
-        try:
-            import graves_tf
-            sys.exit("graves_tf was importable")
-        except ImportError:
-            pass
-        model = tf.saved_model.load({str(saved)!r})
-    """) + textwrap.dedent(body)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def test_a_process_without_graves_tf_gets_the_in_process_strokes(exported, tmp_path):

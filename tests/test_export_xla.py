@@ -19,41 +19,17 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from graves_tf import alphabet, experiment, run_dir, sampling  # noqa: E402
-from test_export import BIAS, MAX_STEPS, SEED, TEXTS, run_without_graves_tf  # noqa: E402
+from export_helpers import BIAS, MAX_STEPS, SEED, TEXTS, export_tiny_synthesis, run_without_graves_tf, texts_context  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export_xla")
-    spec = experiment.ModelSpec(
-        model="handwriting_synthesizer", dataset="iam_ondb", num_layers=2, units=16, num_mixtures=3,
-        num_window_gaussians=2,
-    )
-    keras.utils.set_random_seed(0)
-    model = experiment.build_model(spec)
-    for v in model.weights:
-        v.assign(np.random.default_rng(len(v.name)).normal(0, 0.3, v.shape))
-    stats = types.SimpleNamespace(offset_mean=[8.0, 0.1], offset_std=[40.0, 37.0], vocabulary=None)
-    run_dir.save_run_config(str(folder / "run"), spec, stats)
-    tf.train.Checkpoint(model=model).save(str(folder / "run" / "checkpoints" / "ckpt"))
-    output = folder / "saved" / "1"
-    result = subprocess.run(
-        [sys.executable, "-m", "export", f"--model_dir={folder / 'run'}", f"--output={output}", "--xla"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    return folder, output
+    return export_tiny_synthesis(tmp_path_factory.mktemp("export_xla"), "--xla")
 
 
 def in_process_xla_sample(run_folder):
     model, config = run_dir.load_run(str(run_folder))
-    ids = [alphabet.PAPER.encode(t) for t in TEXTS]
-    width = max(map(len, ids))
-    text = np.zeros((len(ids), width), np.int32)
-    mask = np.zeros((len(ids), width), np.float32)
-    for row, i in enumerate(ids):
-        text[row, : len(i)], mask[row, : len(i)] = i, 1
-    context = model.window.context(tf.constant(text), tf.constant(mask))
+    context = texts_context(model)
     strokes, lengths = sampling.compiled_sampler(model, jit_compile=True)(len(TEXTS), MAX_STEPS, BIAS, SEED, context)[:2]
     offsets = [sampling.denormalise(s[:n], config["offset_mean"], config["offset_std"])
                for s, n in zip(strokes.numpy(), lengths.numpy())]

@@ -34,8 +34,8 @@ from graves_tf.layers.lstm_sequence import lstm_sequence  # noqa: E402
 from graves_tf.layers.peephole_lstm_cell import PeepholeLSTMCell  # noqa: E402
 from graves_tf.layers.scan import scan  # noqa: E402
 from graves_tf.sampling import compiled_sampler  # noqa: E402
-from test_models import as_tensors, randomize, tiny_models  # noqa: E402
-from test_sampling import context_for, expected_stop_length, force_window, synthesizer  # noqa: E402
+from model_helpers import as_tensors, randomize, tiny_models  # noqa: E402
+from sampling_helpers import context_for, expected_stop_length, force_window, synthesizer  # noqa: E402
 
 TOLERANCE = 1e-10  # float64
 

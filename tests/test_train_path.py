@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from graves_tf import experiment, machine, train_path  # noqa: E402
-from test_models import as_tensors, randomize, tiny_models  # noqa: E402
+from model_helpers import as_tensors, randomize, tiny_models  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DUMMY_PTB = REPO / "tfds_builders" / "ptb" / "dummy_data" / "manual"
