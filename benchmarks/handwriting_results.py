@@ -176,7 +176,7 @@ def trained_cell(progress):
     if cuts:
         text += f"; validation stopped improving: learning rate cut {cuts} time{'s' if cuts > 1 else ''}"
     else:
-        text += "; **partial** (the learning rate was never cut: validation had not stopped improving)"
+        text += "; **partial** (its learning rate was never cut for a plateau of the validation loss)"
     text += (
         f"; {progress['validations_since_best'] or 0} validation(s) since the best; evaluated: step "
         f"{progress['evaluated_step']:,}; last checkpoint {progress['saved_at']}"
