@@ -105,7 +105,11 @@ def main(argv):
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required")
 
-    model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    try:
+        model, config = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+        experiment.spec_of_run(config["spec"], FLAGS.model_dir)  # model flags may repeat the run's, not contradict it
+    except (FileNotFoundError, ValueError) as error:  # an unreadable checkpoint included
+        sys.exit(str(error))
     kind = config["spec"]["model"]
     if kind == "text_predictor":
         if not FLAGS.release_dir:
