@@ -120,7 +120,7 @@ class PredictionExport(tf.Module):
     ])
     def sample(self, bias, seed, num_steps):
         with tf.control_dependencies(self._sampling_checks(bias, num_steps)):
-            bias = tf.identity(bias)
+            bias, num_steps = tf.identity(bias), tf.identity(num_steps)  # nothing reads them before the checks
         return self._sample(bias, seed, num_steps)
 
     @tf.function(input_signature=[
@@ -137,6 +137,7 @@ class PredictionExport(tf.Module):
             checks = _lengths_checks("prime_lengths", prime_lengths, prime_strokes, "prime_strokes")
         with tf.control_dependencies(checks):
             bias, prime_strokes = tf.identity(bias), tf.identity(prime_strokes)
+            num_steps, prime_lengths = tf.identity(num_steps), tf.identity(prime_lengths)
         prime_strokes, prime_lengths = self._downsample(prime_strokes, prime_lengths)
         return self._sample(bias, seed, num_steps, self._normalise(prime_strokes), prime_lengths)
 
