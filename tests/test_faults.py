@@ -468,7 +468,7 @@ def test_a_kept_checkpoint_copy_cut_short_leaves_no_short_kept_checkpoint(tmp_pa
     """``--keep_every`` copies a checkpoint into kept/ (average_checkpoints reads kept/ckpt-N first): a copy that
     dies half way (a full disk, a kill) leaves only a ``.partial`` file, never a short kept/ckpt-N."""
     import tensorflow as tf
-    from test_training import make_trainer
+    from training_helpers import make_trainer
 
     from graves_tf import run_dir
 

@@ -90,7 +90,7 @@ def test_the_default_bias_is_the_papers_and_a_prime_is_continued(tiny_run, tmp_p
 @pytest.mark.slow  # two fresh processes (write, then the SavedModel without graves_tf): 93 s with training running
 def test_one_seed_gives_the_same_strokes_from_the_command_line_the_api_and_the_saved_model(tiny_run, tmp_path):
     from graves_tf.export.prediction import export_prediction
-    from test_export import run_without_graves_tf
+    from export_helpers import run_without_graves_tf
 
     result = subprocess.run(
         [sys.executable, "-m", "graves_tf.write", "--unconditional", f"--model_dir={tiny_run}", "--num_points=40",
