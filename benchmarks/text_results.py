@@ -24,7 +24,7 @@ import sys
 
 from absl import app, flags
 
-from graves_tf import experiment
+from graves_tf import experiment, progress
 
 experiment.define_data_flags()  # --data_dir, passed on to graves_tf.evaluate
 
@@ -183,7 +183,7 @@ def run_progress(row):
         return tf.train.load_variable(latest, key) if key in names else default
 
     return {
-        "epochs_passed": logged_epochs(run_folder(row), int(value("step"))),
+        "epochs_passed": progress.logged_epochs(run_folder(row), int(value("step"))),
         "steps": int(value("step")),
         "epochs": int(value("epoch")),
         "batch_in_epoch": int(value("batch_in_epoch")),
@@ -192,23 +192,6 @@ def run_progress(row):
         "evaluated_checkpoint": evaluated,
         "evaluated_step": run_dir.checkpoint_step(evaluated),
     }
-
-
-def logged_epochs(folder, up_to_step):
-    """The ``epochs`` scalar (passes over the data) training logged last by ``up_to_step``, or None."""
-    import glob
-
-    import tensorflow as tf
-    from tensorflow.core.util import event_pb2
-
-    last = (-1, None)
-    for path in sorted(glob.glob(os.path.join(folder, "train", "events*"))):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.tag == "epochs" and last[0] <= event.step <= up_to_step:
-                    last = (event.step, float(tf.make_ndarray(value.tensor)))
-    return last[1]
 
 
 def run_command(command):
