@@ -35,24 +35,11 @@ flags.DEFINE_string("manual_dir", None, "The dataset's --manual_dir, if it is no
 flags.DEFINE_string("train_path", "auto", "--train_path for the run.")
 
 
-def logged_epochs(events_folder):
-    """``{step: (wall time, epochs)}`` of the ``epochs`` scalar in the run's event files."""
-    import tensorflow as tf
-
-    logged = {}
-    for name in sorted(os.listdir(events_folder)):
-        for event in tf.compat.v1.train.summary_iterator(os.path.join(events_folder, name)):
-            for value in event.summary.value:
-                if value.tag == "epochs":
-                    logged[int(event.step)] = (event.wall_time, float(tf.make_ndarray(value.tensor)))
-    return logged
-
-
 def main(argv):
     del argv
     if FLAGS.skip < 1 or FLAGS.updates <= FLAGS.skip + 1:
         raise app.UsageError("--updates must exceed --skip + 1, and --skip must be at least 1")
-    from graves_tf import experiment
+    from graves_tf import experiment, progress
 
     config_path = os.path.join(os.path.dirname(experiment.__file__), "configs", f"{FLAGS.flagfile_config}.cfg")
     if not os.path.exists(config_path):
@@ -69,7 +56,7 @@ def main(argv):
         if result.returncode:
             raise RuntimeError(f"graves_tf.train failed:\n{result.stderr[-3000:]}")
         path_lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("training path:")]
-        logged = logged_epochs(os.path.join(folder, "train"))
+        logged = progress.logged_scalars(folder, "epochs")
     first, last = FLAGS.skip, max(logged, default=0)
     if first not in logged or last <= first:
         raise RuntimeError(f"the run logged epochs at steps {sorted(logged)[:5]}...; expected every update")

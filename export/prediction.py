@@ -26,7 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from graves_tf.data.handwriting import downsample_strokes
+from . import input_checks
 from graves_tf.sampling import sample_handwriting
 from graves_tf.unconditional import MAX_POINTS
 
@@ -34,38 +34,10 @@ MAX_NUM_STEPS = MAX_POINTS  # 20,000 points: about 28 lines of 700; a server giv
 INFO_FILE = "assets.extra/graves_tf.json"  # saved_model.INFO_FILE (saved_model imports this module: no circle)
 
 
-def _lengths_checks(name, lengths, strokes, strokes_name):
-    """1 <= lengths <= T, and the strokes up to them finite with an end-of-stroke of 0 or 1 (the checks and
-    messages of saved_model._lengths_checks, which this module cannot import: saved_model imports it)."""
-    steps = tf.shape(strokes)[1]
-    checks = [
-        tf.debugging.assert_positive(lengths, message=f"{name}: every length must be at least 1"),
-        tf.debugging.assert_less_equal(
-            lengths, steps, message=f"{name}: a length is longer than the time axis T of {strokes_name}"
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        used = tf.boolean_mask(strokes, tf.sequence_mask(lengths, steps))
-    checks.append(tf.debugging.Assert(
-        tf.reduce_all(tf.math.is_finite(used)),
-        [f"{strokes_name}: every value up to {name} must be a finite number (no NaN or infinity)"],
-    ))
-    eos = used[:, 2]
-    checks.append(tf.debugging.Assert(
-        tf.reduce_all((eos == 0.0) | (eos == 1.0)),
-        [f"{strokes_name}: the third value of each point, end of stroke, must be 0 or 1"],
-    ))
-    return checks
-
-
 def _batch_checks(leading, name, **others):
     batch = tf.shape(leading)[0]
     checks = [tf.debugging.assert_positive(batch, message=f"{name}: the batch is empty; give at least one row")]
-    for other, value in others.items():
-        checks.append(tf.debugging.assert_equal(
-            tf.shape(value)[0], batch, message=f"{other}: needs one row per {name} row (its batch size must equal {name}'s)"
-        ))
-    return checks
+    return checks + input_checks.same_batch_checks(batch, name, "row", **others)
 
 
 class PredictionExport(tf.Module):
@@ -80,20 +52,13 @@ class PredictionExport(tf.Module):
         self.point_stride = int(point_stride)
 
     def _normalise(self, strokes):
-        return tf.concat([(strokes[..., :2] - self.offset_mean) / self.offset_std, strokes[..., 2:]], axis=-1)
+        return input_checks.normalise(strokes, self.offset_mean, self.offset_std)
 
     def _denormalise(self, strokes):
-        return tf.concat([strokes[..., :2] * self.offset_std + self.offset_mean, strokes[..., 2:]], axis=-1)
+        return input_checks.denormalise(strokes, self.offset_mean, self.offset_std)
 
     def _downsample(self, strokes, lengths):
-        if self.point_stride == 1:
-            return strokes, lengths
-        rows = tf.map_fn(
-            lambda row: downsample_strokes(row, self.point_stride),
-            tf.RaggedTensor.from_tensor(strokes, lengths=lengths),
-            fn_output_signature=tf.RaggedTensorSpec([None, 3], tf.float32, ragged_rank=0),
-        )
-        return rows.to_tensor(), tf.cast(rows.row_lengths(), tf.int32)
+        return input_checks.downsample(strokes, lengths, self.point_stride)
 
     def _sampling_checks(self, bias, num_steps):
         return _batch_checks(bias, "bias") + [
@@ -134,7 +99,7 @@ class PredictionExport(tf.Module):
         checks = self._sampling_checks(bias, num_steps)
         checks += _batch_checks(bias, "bias", prime_strokes=prime_strokes, prime_lengths=prime_lengths)
         with tf.control_dependencies(checks):
-            checks = _lengths_checks("prime_lengths", prime_lengths, prime_strokes, "prime_strokes")
+            checks = input_checks.lengths_checks("prime_lengths", prime_lengths, prime_strokes, "prime_strokes")
         with tf.control_dependencies(checks):
             bias, prime_strokes = tf.identity(bias), tf.identity(prime_strokes)
             num_steps, prime_lengths = tf.identity(num_steps), tf.identity(prime_lengths)
@@ -147,7 +112,7 @@ class PredictionExport(tf.Module):
     ])
     def log_prob(self, strokes, lengths):
         with tf.control_dependencies(_batch_checks(strokes, "strokes", lengths=lengths)):
-            checks = _lengths_checks("lengths", lengths, strokes, "strokes")
+            checks = input_checks.lengths_checks("lengths", lengths, strokes, "strokes")
         with tf.control_dependencies(checks):
             strokes = tf.identity(strokes)
         strokes, lengths = self._downsample(strokes, lengths)

@@ -50,10 +50,10 @@ and ``log_prob`` (``text`` [B] string -> ``nats`` [B], ``symbols`` [B]).
 import numpy as np
 import tensorflow as tf
 
+from . import input_checks
 from graves_tf import alphabet as alphabet_lib
 from graves_tf import run_dir
 from graves_tf.sampling import DEFAULT_STEPS_PER_CHARACTER, sample_handwriting, sample_text
-from graves_tf.data.handwriting import downsample_strokes
 
 
 def _lookup(symbols, default, ids=None):
@@ -72,34 +72,7 @@ def _batch_checks(text, name="text", **others):
             tf.strings.length(text, unit="UTF8_CHAR"), message=f"{name}: every string must have at least one character"
         ),
     ]
-    for other, value in others.items():
-        checks.append(tf.debugging.assert_equal(
-            tf.shape(value)[0], batch, message=f"{other}: needs one row per {name} string (its batch size must equal {name}'s)"
-        ))
-    return checks
-
-
-def _lengths_checks(name, lengths, strokes, strokes_name):
-    """1 <= lengths <= T, and the strokes up to them finite with an end-of-stroke of 0 or 1."""
-    steps = tf.shape(strokes)[1]
-    checks = [
-        tf.debugging.assert_positive(lengths, message=f"{name}: every length must be at least 1"),
-        tf.debugging.assert_less_equal(
-            lengths, steps, message=f"{name}: a length is longer than the time axis T of {strokes_name}"
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        used = tf.boolean_mask(strokes, tf.sequence_mask(lengths, steps))
-    checks.append(tf.debugging.Assert(
-        tf.reduce_all(tf.math.is_finite(used)),
-        [f"{strokes_name}: every value up to {name} must be a finite number (no NaN or infinity)"],
-    ))
-    eos = used[:, 2]
-    checks.append(tf.debugging.Assert(
-        tf.reduce_all((eos == 0.0) | (eos == 1.0)),
-        [f"{strokes_name}: the third value of each point, end of stroke, must be 0 or 1"],
-    ))
-    return checks
+    return checks + input_checks.same_batch_checks(batch, name, "string", **others)
 
 
 TEXT_BUCKET = 16  # with jit_compile: texts are padded to a multiple of this many characters
@@ -141,22 +114,14 @@ class HandwritingExport(tf.Module):
         return ids.to_tensor(), mask
 
     def _normalise(self, strokes):
-        return tf.concat([(strokes[..., :2] - self.offset_mean) / self.offset_std, strokes[..., 2:]], axis=-1)
+        return input_checks.normalise(strokes, self.offset_mean, self.offset_std)
 
     def _downsample(self, strokes, lengths):
         """Brings caller strokes to the model's sampling rate (``point_stride`` of training)."""
-        if self.point_stride == 1:
-            return strokes, lengths
-        rows = tf.RaggedTensor.from_tensor(strokes, lengths=lengths)
-        rows = tf.map_fn(
-            lambda row: downsample_strokes(row, self.point_stride),
-            rows,
-            fn_output_signature=tf.RaggedTensorSpec([None, 3], tf.float32, ragged_rank=0),
-        )
-        return rows.to_tensor(), tf.cast(rows.row_lengths(), tf.int32)
+        return input_checks.downsample(strokes, lengths, self.point_stride)
 
     def _denormalise(self, strokes, lengths):
-        out = tf.concat([strokes[..., :2] * self.offset_std + self.offset_mean, strokes[..., 2:]], axis=-1)
+        out = input_checks.denormalise(strokes, self.offset_mean, self.offset_std)
         keep = tf.sequence_mask(lengths, tf.shape(strokes)[1])[..., None]
         return tf.where(keep, out, tf.zeros_like(out))
 
@@ -218,7 +183,7 @@ class HandwritingExport(tf.Module):
         checks += _batch_checks(text, prime_strokes=prime_strokes, prime_lengths=prime_lengths, prime_text=prime_text)
         checks += _batch_checks(prime_text, "prime_text")
         with tf.control_dependencies(checks):
-            checks = _lengths_checks("prime_lengths", prime_lengths, prime_strokes, "prime_strokes")
+            checks = input_checks.lengths_checks("prime_lengths", prime_lengths, prime_strokes, "prime_strokes")
             checks.append(self._encode(prime_text, "prime_text")[0])
         with tf.control_dependencies(checks):
             text, prime_strokes = tf.identity(text), tf.identity(prime_strokes)
@@ -233,7 +198,7 @@ class HandwritingExport(tf.Module):
     ])
     def log_prob(self, strokes, lengths, text):
         with tf.control_dependencies(_batch_checks(text, strokes=strokes, lengths=lengths)):
-            checks = _lengths_checks("lengths", lengths, strokes, "strokes")
+            checks = input_checks.lengths_checks("lengths", lengths, strokes, "strokes")
         with tf.control_dependencies(checks):
             strokes = tf.identity(strokes)
         strokes, lengths = self._downsample(strokes, lengths)

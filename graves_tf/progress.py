@@ -8,19 +8,26 @@ says how far it trained).
 import os
 
 
-def logged_epochs(model_dir, up_to_step):
-    """The ``epochs`` scalar (passes over the data) training logged last by ``up_to_step``, or None."""
+def logged_scalars(model_dir, tag, split="train"):
+    """``{step: (wall time, value)}`` of one scalar a run logged to TensorBoard (``model_dir/split/events*``)."""
     import tensorflow as tf
     from tensorflow.core.util import event_pb2
 
-    last = (-1, None)
-    for path in sorted(tf.io.gfile.glob(os.path.join(model_dir, "train", "events*"))):
+    logged = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(model_dir, split, "events*"))):
         for record in tf.data.TFRecordDataset(path):
             event = event_pb2.Event.FromString(record.numpy())
             for value in event.summary.value:
-                if value.tag == "epochs" and last[0] <= event.step <= up_to_step:
-                    last = (event.step, float(tf.make_ndarray(value.tensor)))
-    return last[1]
+                if value.tag == tag:
+                    logged[int(event.step)] = (event.wall_time, float(tf.make_ndarray(value.tensor)))
+    return logged
+
+
+def logged_epochs(model_dir, up_to_step):
+    """The ``epochs`` scalar (passes over the data) training logged last by ``up_to_step``, or None."""
+    logged = logged_scalars(model_dir, "epochs")
+    steps = [step for step in logged if step <= up_to_step]
+    return logged[max(steps)][1] if steps else None
 
 
 def training_progress(model_dir):

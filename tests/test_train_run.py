@@ -104,17 +104,9 @@ def test_help_documents_every_flag(tool):
 
 
 def logged_learning_rates(run):
-    import tensorflow as tf
-    from tensorflow.core.util import event_pb2
+    from graves_tf import progress
 
-    rates = {}
-    for path in sorted((run / "train").glob("events*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.tag == "learning_rate":
-                    rates[event.step] = float(tf.make_ndarray(value.tensor))
-    return rates
+    return {step: value for step, (_, value) in progress.logged_scalars(str(run), "learning_rate").items()}
 
 
 def test_learning_rate_drops_are_logged_and_malformed_ones_refused(tmp_path):
