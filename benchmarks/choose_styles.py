@@ -75,7 +75,7 @@ def features(offsets, text):
 def candidates(data_dir, count, alphabet):
     import tensorflow_datasets as tfds
 
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     builder = datasets.prepare_builder("iam_ondb", data_dir)
     found, forms = [], set()

@@ -18,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from benchmarks.common import time_model_train_step  # noqa: E402
-from graves_tf import datasets, experiment  # noqa: E402
+from graves_tf import experiment  # noqa: E402
+from graves_tf.data import datasets  # noqa: E402
 
 experiment.define_data_flags()  # --data_dir
 

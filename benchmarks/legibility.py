@@ -62,7 +62,7 @@ def validation_lines(data_dir, count, alphabet):
     """``count`` validation lines spread evenly over the split: (id, text, IAM-rate offsets)."""
     import tensorflow_datasets as tfds
 
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     builder = datasets.prepare_builder("iam_ondb", data_dir)
     lines = [

@@ -126,7 +126,7 @@ def find_iam_lines(line_ids, data_dir):
     """``{line_id: (strokes, text)}`` of IAM-OnDB lines of the built dataset, read in one pass."""
     import tensorflow_datasets as tfds
 
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     builder = datasets.prepare_builder("iam_ondb", data_dir)
     wanted, found = set(line_ids), {}

@@ -55,7 +55,8 @@ def assert_close(got, want, dtype, what):
 
 
 def _pipeline_batches(tmp_path, count=3):
-    from graves_tf import backends, datasets, experiment
+    from graves_tf import backends, experiment
+    from graves_tf.data import datasets
 
     spec = experiment.ModelSpec(**TRAIN_SPEC)
     bundle = datasets.load_bundle(

@@ -126,7 +126,7 @@ def test_strategy_tpu_pads_the_training_batches_as_jit_compile_does(strategy, ji
     from absl import flags
     from absl.testing import flagsaver
 
-    from graves_tf import datasets
+    from graves_tf.data import datasets
     from graves_tf.cli import train
 
     handwriting = pipeline_batches()["handwriting"]
@@ -228,7 +228,7 @@ def event_file_pids(folder):
 
 @pytest.fixture(scope="module")
 def iam_dummy(tmp_path_factory):
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     datasets.prepare_builder("iam_ondb", data_dir, str(REPO / "tfds_builders" / "iam_ondb" / "dummy_data"))

@@ -418,7 +418,7 @@ def checkpoint_files_step(path):
 def hutter_builder_module():
     import importlib
 
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     package = datasets.import_builder("enwik8")
     return importlib.import_module(package.__name__ + ".hutter_dataset_builder")

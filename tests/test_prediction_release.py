@@ -22,7 +22,7 @@ SPEC = experiment.ModelSpec(model="handwriting_predictor", dataset="iam_ondb", n
 
 @pytest.fixture(scope="module")
 def dummy_data(tmp_path_factory):
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     datasets.prepare_builder("iam_ondb", data_dir, str(DUMMY_IAM))

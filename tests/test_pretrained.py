@@ -92,7 +92,7 @@ def test_a_missing_release_says_what_to_do(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def dummy_data(tmp_path_factory):
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     datasets.prepare_builder("iam_ondb", data_dir, str(ROOT / "tfds_builders" / "iam_ondb" / "dummy_data"))
@@ -103,7 +103,7 @@ def dummy_data(tmp_path_factory):
 def release(tiny_run, dummy_data, tmp_path_factory):
     import tensorflow_datasets as tfds
 
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     builder = datasets.prepare_builder("iam_ondb", dummy_data)
     line_id = next(iter(tfds.as_numpy(builder.as_dataset(split="validation"))))["id"].decode()

@@ -94,7 +94,7 @@ def test_prime_id_finds_a_line_of_the_built_dataset(tmp_path):
 
     import tensorflow_datasets as tfds
 
-    from graves_tf import datasets
+    from graves_tf.data import datasets
 
     dummy = pathlib.Path(__file__).resolve().parents[1] / "tfds_builders" / "iam_ondb" / "dummy_data"
     builder = datasets.prepare_builder("iam_ondb", str(tmp_path), str(dummy))

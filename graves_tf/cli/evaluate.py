@@ -58,7 +58,8 @@ def main(argv):
         sys.exit(f"--eval_batch_size must be at least 1, got {FLAGS.eval_batch_size}")
     if not 0 <= FLAGS.dynamic_learning_rate < float("inf"):
         sys.exit(f"--dynamic_learning_rate must be a finite number >= 0, got {FLAGS.dynamic_learning_rate}")
-    from graves_tf import datasets, evaluation, run_dir
+    from graves_tf import evaluation, run_dir
+    from graves_tf.data import datasets
 
     try:  # the run's own model_config.json; model flags may repeat it, not contradict it
         saved = experiment.read_run_spec(FLAGS.model_dir)

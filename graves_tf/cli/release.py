@@ -71,7 +71,8 @@ def parse_styles(text):
 
 
 def validation_loss(model, spec, data_dir):
-    from graves_tf import datasets, evaluation
+    from graves_tf import evaluation
+    from graves_tf.data import datasets
 
     bundle = datasets.load_bundle(spec, FLAGS.eval_batch_size, data_dir=data_dir)
     return evaluation.evaluate_handwriting(model, bundle.split_batches(bundle.validation_split))
@@ -80,7 +81,8 @@ def validation_loss(model, spec, data_dir):
 def draw_candidates(count, data_dir, path):
     import tensorflow_datasets as tfds
 
-    from graves_tf import datasets, drawing
+    from graves_tf import drawing
+    from graves_tf.data import datasets
 
     builder = datasets.prepare_builder("iam_ondb", data_dir)
     rows, forms = [], set()

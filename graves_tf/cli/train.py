@@ -204,7 +204,8 @@ def pretrained_weights(spec, value="pretrained"):
 def train_in_model_dir(spec, strategy):
     import keras
 
-    from graves_tf import checkpoint_files, datasets, run_dir, training
+    from graves_tf import checkpoint_files, run_dir, training
+    from graves_tf.data import datasets
     from graves_tf.optimizers import make_optimizer, parse_learning_rate_drops
 
     check_run_configuration(spec)

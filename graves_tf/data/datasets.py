@@ -1,4 +1,4 @@
-"""The paper's datasets as model batches: TFDS builders in, input pipelines out.
+"""The paper's datasets as model batches: TFDS builders in, this package's input pipelines out.
 
 The builders live in ``tfds_builders/`` (a checkout's top level), imported as
 ``graves_tf.tfds_builders`` (where the wheel installs them; an editable install maps
