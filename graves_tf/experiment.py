@@ -180,7 +180,7 @@ def define_run_flags(flag_values=flags.FLAGS):
         "precision",
         "float32",
         ["float32", "bfloat16"],
-        "Matmul precision (train, write): bfloat16 multiplies in bfloat16 (CPUs with AVX512_BF16 or AMX; refused "
+        "Matmul precision (train, evaluate, write): bfloat16 multiplies in bfloat16 (CPUs with AVX512_BF16 or AMX; refused "
         "elsewhere) with the state, window, loss and weights in float32.",
     )
 

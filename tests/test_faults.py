@@ -73,6 +73,27 @@ def test_evaluate_refuses_a_model_flag_that_contradicts_the_run(text_run):
     refused(result, "these flags contradict it: --units=48 (the run's: 32)")
 
 
+def test_evaluate_honours_precision_or_refuses_it(text_run, tmp_path):
+    """--precision=bfloat16 was once parsed and ignored by evaluate: it now multiplies in bfloat16 (a loss
+    near float32's, not equal) or, on a CPU without bfloat16, is refused in one line."""
+    from graves_tf import machine
+
+    losses = {}
+    for precision in ("float32", "bfloat16"):
+        output = tmp_path / f"{precision}.json"
+        result = run("graves_tf.evaluate", f"--model_dir={text_run / 'run'}", *data_args(text_run), "--split=train",
+                     f"--precision={precision}", f"--output_json={output}")
+        if precision == "bfloat16" and not machine.has_bfloat16():
+            refused(result, "--precision=bfloat16: bfloat16 needs a CPU with AVX512_BF16 or AMX_BF16")
+            return
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics = json.loads(output.read_text())
+        assert metrics["precision"] == precision
+        losses[precision] = metrics["bits_per_symbol"]
+    assert losses["bfloat16"] != losses["float32"]
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=1e-2)
+
+
 def test_evaluate_latest_skips_a_truncated_newest_checkpoint(text_run, tmp_path):
     run_folder = copy_with_truncated_latest(text_run, tmp_path)
     result = run("graves_tf.evaluate", f"--model_dir={run_folder}", *data_args(text_run),

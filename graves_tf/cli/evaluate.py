@@ -58,8 +58,14 @@ def main(argv):
         sys.exit(f"--eval_batch_size must be at least 1, got {FLAGS.eval_batch_size}")
     if not 0 <= FLAGS.dynamic_learning_rate < float("inf"):
         sys.exit(f"--dynamic_learning_rate must be a finite number >= 0, got {FLAGS.dynamic_learning_rate}")
-    from graves_tf import evaluation, run_dir
+    from graves_tf import evaluation, machine, run_dir
     from graves_tf.data import datasets
+
+    if FLAGS.precision == "bfloat16":
+        try:
+            machine.check_bfloat16("--precision=bfloat16")
+        except ValueError as error:
+            sys.exit(str(error))
 
     try:  # the run's own model_config.json; model flags may repeat it, not contradict it
         saved = experiment.read_run_spec(FLAGS.model_dir)
@@ -78,6 +84,7 @@ def main(argv):
         path = run_dir.checkpoint_path(FLAGS.model_dir, FLAGS.checkpoint)
         model = experiment.build_model(spec)
         run_dir.restore_weights(model, path)
+        model.matmul_precision = None if FLAGS.precision == "float32" else FLAGS.precision
     except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:  # UnreadableCheckpoint included
         sys.exit(str(error))
     try:
@@ -103,7 +110,7 @@ def main(argv):
         )
         if "perplexity" in metrics:
             summary += f", perplexity {metrics['perplexity']:.1f}"
-    metrics.update(split=FLAGS.split, checkpoint=path, dynamic=FLAGS.dynamic)
+    metrics.update(split=FLAGS.split, checkpoint=path, dynamic=FLAGS.dynamic, precision=FLAGS.precision)
     print(f"{spec.dataset} {FLAGS.split}{' (dynamic)' if FLAGS.dynamic else ''}: {summary}")
     print(json.dumps(metrics, indent=2, default=str))
     if FLAGS.output_json:
