@@ -54,6 +54,11 @@ flags.DEFINE_integer("finish_stroke_steps", 0, "Novel suite: points the pen may 
 flags.DEFINE_integer("end_delay_steps", 0, "Novel suite: points written after the stop rule before a pen-up may end the line.")
 flags.DEFINE_integer("num_sentences", 0, "Novel suite: read only the first N sentences (0: all; for a quick look).")
 flags.DEFINE_bool("hello_world", True, "Novel suite: also read write's README line at its defaults, seeds 0-9.")
+flags.DEFINE_list(
+    "hello_world_styles", None,
+    "Novel suite: read the README line primed with each of these styles too ('all': every shipped style, "
+    "'none': unprimed), to choose write's default style by measurement.",
+)
 flags.DEFINE_list("widths", ["30", "40", "50", "60"], "Novel suite: also read lines wrapped at these widths ([] : skip).")
 flags.DEFINE_string("results_json", None, "Novel suite: also write the results, with this command, to this file.")
 
@@ -133,6 +138,20 @@ def novel_main():
             print(f"  seed {seed}: {read!r} (CER {cer:.2f})")
         print(f"hello_world_read: {sum(cer <= 0.1 for _, _, cer in rows)} of {len(rows)} (CER <= 0.1)")
         extra["hello_world"] = rows
+    if FLAGS.hello_world_styles:
+        every = [s["name"] for s in pretrained.list_styles()]
+        candidates = every if FLAGS.hello_world_styles == ["all"] else FLAGS.hello_world_styles
+        by_style = {}
+        print(f"\n'Hello world' at bias {write.DEFAULT_BIAS:g} by style, seeds 0-9:")
+        for name in candidates:
+            rows = novel_legibility.hello_world(model, config, reader, [write.DEFAULT_BIAS], style=name)[write.DEFAULT_BIAS]
+            read, mean = sum(cer <= 0.1 for _, _, cer in rows), sum(cer for _, _, cer in rows) / len(rows)
+            by_style[name] = {"read": read, "mean_cer": mean, "rows": rows}
+            print(f"  {name:<24} {read} of {len(rows)} within one character, mean CER {mean:.3f}: "
+                  + ", ".join(repr(r) for _, r, _ in rows))
+        best = min(by_style, key=lambda n: (-by_style[n]["read"], by_style[n]["mean_cer"]))
+        print(f"best_hello_world_style: {best}")
+        extra["hello_world_by_style"] = by_style
     if FLAGS.widths:
         widths = [int(w) for w in FLAGS.widths]
         scan = novel_legibility.by_width(

@@ -72,11 +72,13 @@ def test_benchmark_runs_end_to_end_on_the_shipped_model(tmp_path):
     results_json = tmp_path / "results.json"
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.legibility", "--num_sentences=2", "--biases=1", "--styles=none",
-         "--nohello_world", "--widths=", f"--results_json={results_json}", f"--images_dir={tmp_path / 'lines'}"],
+         "--nohello_world", "--hello_world_styles=none", "--widths=", f"--results_json={results_json}", f"--images_dir={tmp_path / 'lines'}"],
         capture_output=True, text=True, timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "novel_cer: 1 " in out.stdout, out.stdout
+    assert "best_hello_world_style: none" in out.stdout, out.stdout
     saved = json.loads(results_json.read_text())
     assert saved["command"].startswith("python -m benchmarks.legibility")
-    assert len(list((tmp_path / "lines").glob("*.png"))) == 2
+    assert len(list((tmp_path / "lines").glob("b1_*.png"))) == 2
+    assert len(saved["hello_world_by_style"]["none"]["rows"]) == 10
