@@ -127,6 +127,16 @@ def names(chosen):
     return named
 
 
+def styles_argument(named, chosen):
+    """``graves_tf.pretrained.release``'s ``--styles`` value: NAME=LINE_ID:DESCRIPTION entries joined by commas
+    (so a description has none), e.g. ``slanted large cursive (slant 11 deg; 1.2 letters per stroke)``."""
+    return ",".join(
+        f"{name}={m['line_id']}:{m['kind'][1]} {m['kind'][2]} {m['kind'][0]} "
+        f"(slant {m['slant']:.0f} deg; {m['joined']:.1f} letters per stroke)"
+        for name, m in zip(named, chosen)
+    )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -165,12 +175,7 @@ def main(argv):
     print("| style | line | CER | slant | size | letters per stroke |\n|---|---|---|---|---|---|")
     for name, m in zip(named, chosen):
         print(f"| {name} | {m['line_id']} | {m['cer']:.3f} | {m['slant']:.1f} | {m['size']:.0f} | {m['joined']:.2f} |")
-    argument = ",".join(
-        f"{name}={m['line_id']}:{' '.join(m['kind'][1:2] + m['kind'][:1])}, {m['kind'][2]} "
-        f"(slant {m['slant']:.0f} deg, {m['joined']:.1f} letters per stroke)"
-        for name, m in zip(named, chosen)
-    )
-    print(f"\n--styles=\"{argument}\"")
+    print(f"\n--styles=\"{styles_argument(named, chosen)}\"")
     if FLAGS.report:
         with open(FLAGS.report, "w") as f:
             json.dump({"thresholds": thresholds, "candidates": measured, "chosen": dict(zip(named, [m["line_id"] for m in chosen]))}, f, indent=1)

@@ -18,7 +18,7 @@ import textwrap
 # Chosen by measurement (benchmarks.legibility, docs/handwriting.md): the bias, and the shipped style that
 # every line is primed with unless another is asked for.
 DEFAULT_BIAS = 0.75
-DEFAULT_STYLE = "rounded"
+DEFAULT_STYLE = "upright-cursive-small"
 BIAS_ROWS = (0.0, 0.5, 1.0, 2.0)
 
 

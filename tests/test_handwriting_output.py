@@ -187,3 +187,18 @@ def test_styles_are_chosen_legible_and_one_of_each_kind_first():
     chosen = choose_styles.choose(measured, 3, max_cer=0.2)
     assert [m["line_id"] for m in chosen] == ["b", "c", "a"]
     assert choose_styles.names(chosen) == ["slanted-cursive-large", "upright-print-small", "slanted-cursive-large-2"]
+
+
+def test_the_chosen_styles_argument_is_what_release_parses():
+    """choose_styles prints release's --styles value; once its descriptions held commas, which release splits on."""
+    from graves_tf.cli import release
+
+    chosen = [
+        {"line_id": "l04-397z-06", "kind": ("cursive", "slanted", "large"), "slant": 10.6, "joined": 1.23},
+        {"line_id": "m03-214z-04", "kind": ("print", "upright", "small"), "slant": 1.7, "joined": 0.82},
+    ]
+    argument = choose_styles.styles_argument(choose_styles.names(chosen), chosen)
+    assert release.parse_styles(argument) == [
+        ("slanted-cursive-large", "l04-397z-06", "slanted large cursive (slant 11 deg; 1.2 letters per stroke)"),
+        ("upright-print-small", "m03-214z-04", "upright small print (slant 2 deg; 0.8 letters per stroke)"),
+    ]

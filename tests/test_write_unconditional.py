@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-from graves_tf import experiment, unconditional  # noqa: E402
+from graves_tf import experiment, unconditional, write  # noqa: E402
 from graves_tf.cli import write as write_cli  # noqa: E402  (defines write's flags)
 from run_folders import make_handwriting_run  # noqa: E402
 
@@ -79,8 +79,6 @@ def test_the_default_bias_is_the_papers_and_a_prime_is_continued(tiny_run, tmp_p
     printed = capsys.readouterr().out
     assert f"(bias 0, seed 3, continuing {tmp_path / 'me.json'})" in printed
     assert (tmp_path / "me.png").exists() and (tmp_path / "me.density.png").exists()
-    from graves_tf import write
-
     model, config, _ = unconditional.load_predictor(tiny_run)
     prime = write.load_prime_strokes(str(tmp_path / "me.json"), STD)
     (expected,) = unconditional.sample(model, config, 20, 0.0, 3, prime=prime)
@@ -119,10 +117,11 @@ def test_one_seed_gives_the_same_strokes_from_the_command_line_the_api_and_the_s
 
 
 def test_a_shipped_style_is_continued_and_the_bias_rows_are_drawn(tiny_run, tmp_path, capsys):
-    write_in_process("--unconditional", f"--model_dir={tiny_run}", "--num_points=10", "--style=rounded",
-                     "--plot=biases", "--bias=0.5", f"-o={tmp_path / 'rounded.svg'}")
+    style = write.DEFAULT_STYLE
+    write_in_process("--unconditional", f"--model_dir={tiny_run}", "--num_points=10", f"--style={style}",
+                     "--plot=biases", "--bias=0.5", f"-o={tmp_path / 'styled.svg'}")
     printed = capsys.readouterr().out
-    assert "(bias 0.5, seed 0, continuing the style 'rounded')" in printed
-    assert "samples at biases 0, 0.5, 1, 2" in printed and (tmp_path / "rounded.biases.png").exists()
+    assert f"(bias 0.5, seed 0, continuing the style '{style}')" in printed
+    assert "samples at biases 0, 0.5, 1, 2" in printed and (tmp_path / "styled.biases.png").exists()
     with pytest.raises(SystemExit, match="no style 'nope'"):
         write_in_process("--unconditional", f"--model_dir={tiny_run}", "--style=nope", f"-o={tmp_path / 'x.svg'}")
