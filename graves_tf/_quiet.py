@@ -15,7 +15,7 @@ Python says on import still reaches stderr.
 
 Later, when a graph first runs, TensorFlow's oneDNN layer logs (at ERROR
 level, so ``TF_CPP_MIN_LOG_LEVEL=2`` shows it) ``oneDNN supports DT_INT32
-only on platforms with AVX-512. Falling back to the default Eigen-based
+(or DT_BOOL, ...) only on platforms with AVX-512. Falling back to the default Eigen-based
 implementation``, even on CPUs with AVX-512. For the command-line tools
 (``python -m graves_tf.write``, ``graves_tf.train``, ``graves_tf.evaluate``,
 ``export``, their ``graves_tf.cli`` programs and ``graves-tf-*`` console scripts; :data:`TOOLS`) :func:`filter_stderr` therefore sends descriptor
@@ -43,7 +43,7 @@ NOISE_PATTERN = "|".join([
     "^To enable the following instructions: .*rebuild TensorFlow",
     "Unable to register cu(DNN|FFT|BLAS) factory",
     "TF-TRT Warning: Could not find TensorRT",
-    r"util\.cc:[0-9]+] oneDNN supports DT_INT32 only on platforms with AVX-512",
+    r"util\.cc:[0-9]+] oneDNN supports DT_[A-Z0-9]+ only on platforms with AVX-512",
 ])
 NOISE = re.compile(NOISE_PATTERN)
 TOOLS = ("graves_tf.write", "graves_tf.train", "graves_tf.evaluate", "export", "graves_tf.export")

@@ -16,6 +16,10 @@ NOISE_LINES = [
     "not be used.",
     "E0000 00:00:1796283668.230828   15804 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed "
     "call to cuInit: UNKNOWN ERROR (303)",
+    "E0000 00:00:1796415146.237446   11855 util.cc:131] oneDNN supports DT_BOOL only on platforms with AVX-512. "
+    "Falling back to the default Eigen-based implementation if present.",
+    "E0000 00:00:1796412544.891040    4118 util.cc:131] oneDNN supports DT_INT32 only on platforms with AVX-512. "
+    "Falling back to the default Eigen-based implementation if present.",
 ]
 MARKERS = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "cpu_feature_guard")
 
