@@ -136,16 +136,16 @@ def novel_main():
         print(f"\n'Hello world' at write's defaults (bias {write.DEFAULT_BIAS:g}, style {write.DEFAULT_STYLE}), seeds 0-9:")
         for seed, read, cer in rows:
             print(f"  seed {seed}: {read!r} (CER {cer:.2f})")
-        print(f"hello_world_read: {sum(cer <= 0.1 for _, _, cer in rows)} of {len(rows)} (CER <= 0.1)")
+        print(f"hello_world_read: {novel_legibility.read_within_one_character(rows)} of {len(rows)} (CER <= 0.1)")
         extra["hello_world"] = rows
     if FLAGS.hello_world_styles:
-        every = [s["name"] for s in pretrained.list_styles()]
-        candidates = every if FLAGS.hello_world_styles == ["all"] else FLAGS.hello_world_styles
+        every = FLAGS.hello_world_styles == ["all"]
+        candidates = [s["name"] for s in pretrained.list_styles()] if every else FLAGS.hello_world_styles
         by_style = {}
         print(f"\n'Hello world' at bias {write.DEFAULT_BIAS:g} by style, seeds 0-9:")
         for name in candidates:
             rows = novel_legibility.hello_world(model, config, reader, [write.DEFAULT_BIAS], style=name)[write.DEFAULT_BIAS]
-            read, mean = sum(cer <= 0.1 for _, _, cer in rows), sum(cer for _, _, cer in rows) / len(rows)
+            read, mean = novel_legibility.read_within_one_character(rows), sum(cer for _, _, cer in rows) / len(rows)
             by_style[name] = {"read": read, "mean_cer": mean, "rows": rows}
             print(f"  {name:<24} {read} of {len(rows)} within one character, mean CER {mean:.3f}: "
                   + ", ".join(repr(r) for _, r, _ in rows))

@@ -126,6 +126,11 @@ def hello_world(model, config, reader, biases, seeds=range(10), style="none", te
     return results
 
 
+def read_within_one_character(rows):
+    """How many of ``hello_world``'s ``(seed, read, cer)`` rows OCR read at CER <= 0.1."""
+    return sum(cer <= 0.1 for _, _, cer in rows)
+
+
 def lines_of_width(sentences, width, count):
     """``count`` lines made by wrapping the sentences, run together, at ``width`` characters (the full lines only)."""
     import textwrap

@@ -311,6 +311,20 @@ def build_model(spec):
     )
 
 
+def set_matmul_precision(model, precision):
+    """Gives ``model`` the ``--precision`` of train, evaluate and write (``float32`` or ``bfloat16``).
+
+    Raises ``ValueError`` (one line) for bfloat16 on a CPU without bfloat16 arithmetic; each program reports
+    it its own way.
+    """
+    from graves_tf import machine
+    from graves_tf.layers import precision as precision_lib
+
+    if precision == "bfloat16":
+        machine.check_bfloat16("--precision=bfloat16")
+    model.matmul_precision = precision_lib.check_precision(precision)
+
+
 def model_spec_from_flags(flag_values=flags.FLAGS):
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
     return ModelSpec(**{name: flag_values[name].value for name in fields})

@@ -58,14 +58,8 @@ def main(argv):
         sys.exit(f"--eval_batch_size must be at least 1, got {FLAGS.eval_batch_size}")
     if not 0 <= FLAGS.dynamic_learning_rate < float("inf"):
         sys.exit(f"--dynamic_learning_rate must be a finite number >= 0, got {FLAGS.dynamic_learning_rate}")
-    from graves_tf import evaluation, machine, run_dir
+    from graves_tf import evaluation, run_dir
     from graves_tf.data import datasets
-
-    if FLAGS.precision == "bfloat16":
-        try:
-            machine.check_bfloat16("--precision=bfloat16")
-        except ValueError as error:
-            sys.exit(str(error))
 
     try:  # the run's own model_config.json; model flags may repeat it, not contradict it
         saved = experiment.read_run_spec(FLAGS.model_dir)
@@ -83,8 +77,8 @@ def main(argv):
         )
         path = run_dir.checkpoint_path(FLAGS.model_dir, FLAGS.checkpoint)
         model = experiment.build_model(spec)
+        experiment.set_matmul_precision(model, FLAGS.precision)
         run_dir.restore_weights(model, path)
-        model.matmul_precision = None if FLAGS.precision == "float32" else FLAGS.precision
     except (datasets.DatasetNotBuilt, FileNotFoundError, ValueError) as error:  # UnreadableCheckpoint included
         sys.exit(str(error))
     try:

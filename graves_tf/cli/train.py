@@ -155,15 +155,13 @@ def choose_train_path(model, spec, strategy):
     ``auto`` probes the model (graves_tf.train_path) unless several replicas train it (each could pick
     another path): then fused, or xla on a TPU. The choice and why are printed.
     """
-    from graves_tf import machine, train_path
+    from graves_tf import train_path
 
     try:
         requested = train_path.resolve_request(FLAGS.train_path, FLAGS.jit_compile)
-        if FLAGS.precision == "bfloat16":
-            machine.check_bfloat16("--precision=bfloat16")
+        experiment.set_matmul_precision(model, FLAGS.precision)
     except ValueError as error:
         sys.exit(str(error))
-    model.matmul_precision = None if FLAGS.precision == "float32" else FLAGS.precision
     if requested == "auto" and (FLAGS.strategy == "tpu" or strategy.num_replicas_in_sync > 1):
         path = "xla" if FLAGS.strategy == "tpu" else "fused"
         reason = f"training path: {path} (not probed: --strategy={FLAGS.strategy})"

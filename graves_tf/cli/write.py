@@ -118,14 +118,10 @@ def write_unconditional(text):
             experiment.spec_of_run(config["spec"], where)
         except ValueError as error:
             raise WriteError(str(error)) from None
-        if FLAGS.precision == "bfloat16":
-            from graves_tf import machine
-
-            try:
-                machine.check_bfloat16("--precision=bfloat16")
-            except ValueError as error:
-                raise WriteError(str(error)) from None
-            model.matmul_precision = "bfloat16"
+        try:
+            experiment.set_matmul_precision(model, FLAGS.precision)
+        except ValueError as error:
+            raise WriteError(str(error)) from None
 
     def prime(config):
         if FLAGS.style and FLAGS.style != "none":
@@ -176,14 +172,10 @@ def main(argv):
         if not math.isfinite(FLAGS.stroke_width) or FLAGS.stroke_width <= 0:
             raise WriteError(f"--stroke_width must be a positive number of pixels, got {FLAGS.stroke_width}")
         model, config, where = load_model(FLAGS.model_dir, FLAGS.checkpoint)
-        if FLAGS.precision == "bfloat16":  # bfloat16 matmuls, float32 state and window (graves_tf.layers.precision)
-            from graves_tf import machine
-
-            try:
-                machine.check_bfloat16("--precision=bfloat16")
-            except ValueError as error:
-                raise WriteError(str(error)) from None
-            model.matmul_precision = "bfloat16"
+        try:  # bfloat16 matmuls, float32 state and window (graves_tf.layers.precision)
+            experiment.set_matmul_precision(model, FLAGS.precision)
+        except ValueError as error:
+            raise WriteError(str(error)) from None
         try:  # model flags on the command line must agree with the model's configuration
             experiment.spec_of_run(config["spec"], where)
         except ValueError as error:
