@@ -253,7 +253,8 @@ def test_without_a_style_a_page_keeps_the_first_lines_hand(page):
 
 
 def message(page):
-    page.wait_for_selector("#message:not([hidden])", timeout=WAIT_MS)
+    """The page's message once it says what happened, not the "Writing ..." it shows while waiting."""
+    page.wait_for_selector("#message:not([hidden]):not(.info)", timeout=WAIT_MS)
     return page.inner_text("#message")
 
 
