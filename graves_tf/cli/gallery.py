@@ -8,7 +8,10 @@ Writes ``biases.png`` (one text at biases 0, 0.5, 1 and 2, the paper's fig.
 primed with it, fig. 17), ``attention.png`` (the window weights of one
 sample, fig. 13), ``density.png`` (its predicted pen densities, fig. 14) and
 ``page.png`` (a paragraph wrapped at ``--page_width`` characters into one page,
-as ``python -m graves_tf.write --width=...`` writes it).
+as ``python -m graves_tf.write --width=...`` writes it). Only with the shipped
+models (no ``--model_dir``): ``styles.png``, and ``unconditional.png``: four unbiased
+samples of the shipped prediction network (fig. 11), as
+``python -m graves_tf.write --unconditional --num_samples=4 --seed=1`` draws them.
 """
 
 import os
@@ -78,6 +81,10 @@ def main(argv):
             )[0]
             rows += [(f"{style['name']}: IAM", prime), (f"{style['name']}: sample", continued)]
         print(drawing.plot_rows(rows, path("styles.png"), title=f'"{FLAGS.style_text}" in each shipped style, bias {FLAGS.style_bias:g}'))
+        from graves_tf import unconditional
+
+        for line in unconditional.write_command(None, path("unconditional.png"), num_samples=4, seed=1):
+            print(line)
     release = config.get("release")
     if release:
         loss = release["validation"]["float16"]
