@@ -52,6 +52,7 @@ flags.DEFINE_list("biases", ["0", "0.5", "0.75", "1"], "Novel suite: the biases 
 flags.DEFINE_list("styles", None, "Novel suite: the shipped styles to prime with (default: all; 'none': unprimed only).")
 flags.DEFINE_integer("finish_stroke_steps", 0, "Novel suite: points the pen may take to finish its stroke after the stop rule.")
 flags.DEFINE_integer("end_delay_steps", 0, "Novel suite: points written after the stop rule before a pen-up may end the line.")
+flags.DEFINE_bool("trailing_space", False, "Novel suite: the window reads each line with a space after it (write.sample_lines).")
 flags.DEFINE_integer("num_sentences", 0, "Novel suite: read only the first N sentences (0: all; for a quick look).")
 flags.DEFINE_bool("hello_world", True, "Novel suite: also read write's README line at its defaults, seeds 0-9.")
 flags.DEFINE_list(
@@ -126,6 +127,7 @@ def novel_main():
         model, config, reader, sentences, biases, styles, FLAGS.seed, FLAGS.sample_batch_size,
         sample_options=dict(
             finish_stroke_steps=FLAGS.finish_stroke_steps, end_delay_steps=FLAGS.end_delay_steps,
+            trailing_space=FLAGS.trailing_space,
         ),
     )
     novel_legibility.print_tables(results)

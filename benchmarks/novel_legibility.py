@@ -14,6 +14,10 @@ Printed per bias and condition:
   sentence's characters (spaces collapsed);
 * last word: the share of lines whose last word OCR reads exactly (case
   kept; punctuation at either end of the word dropped on both sides);
+* other words: the share of the words before the last that OCR reads exactly
+  somewhere in the line (the same rule), to tell a line whose end is cut
+  short (last word below the others) from one that is as legible at its end
+  as elsewhere;
 * capped: the share of lines that the step cap stopped (the end-of-sequence
   rule never fired).
 
@@ -41,14 +45,26 @@ def last_word(text):
     return words[-1].strip(PUNCTUATION) if words else ""
 
 
+def other_words_read(pairs):
+    """The share of the words before each truth's last that appear, read exactly, among the read words."""
+    found = total = 0
+    for read, truth in pairs:
+        seen = {word.strip(PUNCTUATION) for word in read.split()}
+        others = [word.strip(PUNCTUATION) for word in truth.split()[:-1]]
+        found += sum(word in seen for word in others)
+        total += len(others)
+    return found / total if total else float("nan")
+
+
 def score(pairs, stopped):
-    """``{cer, last_word, capped, n}`` of ``(read, truth)`` pairs and whether each line stopped by the rule."""
+    """``{cer, last_word, other_words, capped, n}`` of ``(read, truth)`` pairs and whether each line stopped by the rule."""
     from benchmarks.ocr import character_error_rate
 
     return {
         "n": len(pairs),
         "cer": character_error_rate(pairs),
         "last_word": sum(last_word(read) == last_word(truth) for read, truth in pairs) / len(pairs),
+        "other_words": other_words_read(pairs),
         "capped": sum(not s for s in stopped) / len(stopped),
     }
 
@@ -82,7 +98,8 @@ def run(model, config, reader, sentences, biases, styles, seed, batch_size, samp
             reads = list(pool.map(reader.read, offsets, names))
             results[bias][name] = score(list(zip(reads, sentences)), stopped)
             r = results[bias][name]
-            progress(f"  bias {bias:g} {name:<12} CER {r['cer']:.3f}  last word {r['last_word']:.0%}  capped {r['capped']:.0%}")
+            progress(f"  bias {bias:g} {name:<12} CER {r['cer']:.3f}  last word {r['last_word']:.0%}  "
+                     f"other words {r['other_words']:.0%}  capped {r['capped']:.0%}")
     pool.shutdown()
     return results
 
@@ -90,10 +107,10 @@ def run(model, config, reader, sentences, biases, styles, seed, batch_size, samp
 def print_tables(results):
     for bias, rows in results.items():
         print(f"\nbias {bias:g} ({next(iter(rows.values()))['n']} novel sentences)")
-        print(f"| condition | CER | last word read exactly | stopped by the step cap |")
-        print("|---|---|---|---|")
+        print("| condition | CER | last word read exactly | other words read exactly | stopped by the step cap |")
+        print("|---|---|---|---|---|")
         for name, r in rows.items():
-            print(f"| {name} | {r['cer']:.3f} | {r['last_word']:.0%} | {r['capped']:.0%} |")
+            print(f"| {name} | {r['cer']:.3f} | {r['last_word']:.0%} | {r['other_words']:.0%} | {r['capped']:.0%} |")
         styled = [r["cer"] for name, r in rows.items() if name != "unprimed"]
         mean = sum(r["cer"] for r in rows.values()) / len(rows)
         print(f"mean CER over conditions: {mean:.3f}")

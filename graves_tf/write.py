@@ -163,7 +163,7 @@ def at_model_rate(offsets, config):
 
 
 def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, steps_per_character=40,
-                 finish_stroke_steps=0, end_delay_steps=0):
+                 finish_stroke_steps=0, end_delay_steps=0, trailing_space=False):
     """Samples one line of handwriting per text, as one batch.
 
     Returns ``(offsets, stopped)``: a list of ``(T, 3)`` offsets in whiteboard
@@ -173,7 +173,9 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
     ``prime_text``, every line continues that handwriting (section 5.5).
     ``finish_stroke_steps`` and ``end_delay_steps`` let the pen finish the
     last letter after the rule fires (:func:`graves_tf.sampling.sample_handwriting`;
-    measured in docs/handwriting.md: off by default).
+    measured in docs/handwriting.md: off by default). ``trailing_space``: the
+    window reads each text with a space after it, so the stop rule fires once
+    the window has passed that space, not the last letter.
     """
     import numpy as np
     import tensorflow as tf
@@ -188,6 +190,8 @@ def sample_lines(model, config, texts, bias, seed, prime=None, prime_text=None, 
         end_delay_steps=end_delay_steps, return_positions=True,
     )
     full = [(prime_text + " " + t) if prime_text else t for t in texts]
+    if trailing_space:
+        full = [t + " " for t in full]
     ids = [alphabet.encode(t) for t in full]
     width = max(len(i) for i in ids)
     text = np.zeros((len(ids), width), np.int32)
@@ -239,7 +243,7 @@ def write_lines(model, config, lines, bias, seed, prime=None, prime_text=None, s
 
     Without ``prime`` the first line is written unprimed and the others are
     primed with it, so a page keeps one style. ``ending``: the
-    ``finish_stroke_steps`` and ``end_delay_steps`` of :func:`sample_lines`.
+    ``finish_stroke_steps``, ``end_delay_steps`` and ``trailing_space`` of :func:`sample_lines`.
     """
     if prime is not None:
         return sample_lines(model, config, lines, bias, seed, prime, prime_text, steps_per_character, **ending)[0]

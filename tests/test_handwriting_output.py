@@ -12,7 +12,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks import choose_styles, novel_legibility  # noqa: E402
 from graves_tf import drawing, write  # noqa: E402
-from graves_tf.alphabet import IAM_CHARACTERS  # noqa: E402
+from graves_tf.alphabet import ALPHABETS, IAM_CHARACTERS  # noqa: E402
 from graves_tf.models import HandwritingSynthesizer  # noqa: E402
 from graves_tf.sampling import sample_handwriting  # noqa: E402
 
@@ -64,6 +64,20 @@ def test_a_delay_writes_at_least_that_many_points_after_the_rule():
     _, paper_count = sample_handwriting(model, 1, 200, 0.5, 7, ctx)
     _, count = sample_handwriting(model, 1, 200, 0.5, 7, ctx, end_delay_steps=5, finish_stroke_steps=10)
     assert int(paper_count[0]) + 5 <= int(count[0]) <= int(paper_count[0]) + 15
+
+
+def test_a_trailing_space_is_read_by_the_window_and_nothing_else_changes(monkeypatch):
+    keras.utils.set_random_seed(3)
+    model = HandwritingSynthesizer(alphabet_size=57, units=12, num_layers=2, num_mixtures=3, num_window_gaussians=2)
+    config = {"spec": {"alphabet": "paper"}, "offset_mean": [0.0, 0.0], "offset_std": [1.0, 1.0]}
+    read, context = [], model.window.context
+    monkeypatch.setattr(model.window, "context", lambda ids, mask: read.append(ids.numpy()) or context(ids, mask))
+    plain, _ = write.sample_lines(model, config, ["ab", "abc"], 0.5, 1, steps_per_character=5)
+    spaced, _ = write.sample_lines(model, config, ["ab", "abc"], 0.5, 1, steps_per_character=5, trailing_space=True)
+    encode = ALPHABETS["paper"].encode
+    np.testing.assert_array_equal(read[0], [encode("ab") + [0], encode("abc")])
+    np.testing.assert_array_equal(read[1], [encode("ab ") + [0], encode("abc ")])
+    assert len(plain) == len(spaced) == 2 and all(o.shape[1] == 3 for o in plain + spaced)
 
 
 def test_window_positions_come_with_the_same_strokes():

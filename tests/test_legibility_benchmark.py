@@ -26,7 +26,8 @@ def test_last_word_and_score():
     assert novel_legibility.last_word('He said "stop."') == "stop"
     assert novel_legibility.last_word("") == ""
     scores = novel_legibility.score([("a cat", "a cat."), ("a hat", "a bat")], stopped=[True, False])
-    assert scores == {"n": 2, "cer": pytest.approx(2 / 11), "last_word": 0.5, "capped": 0.5}
+    assert scores == {"n": 2, "cer": pytest.approx(2 / 11), "last_word": 0.5, "other_words": 1.0, "capped": 0.5}
+    assert novel_legibility.other_words_read([("The cot sat", "The cat sat."), ("a b", "x y z")]) == pytest.approx(1 / 4)
 
 
 def test_novel_sentences_fit_the_issue():
