@@ -186,7 +186,8 @@ def define_run_flags(flag_values=flags.FLAGS):
 
 
 def define_data_flags(flag_values=flags.FLAGS):
-    """Where the data is and how it is cut: --data_dir, --manual_dir, --hutter_config, --max_length."""
+    """Where the data is and how it is cut: --data_dir, --manual_dir, --hutter_config, --max_length,
+    --line_preparation."""
     if "data_dir" in flag_values:
         return
     define = _Definer(flag_values)
@@ -204,6 +205,12 @@ def define_data_flags(flag_values=flags.FLAGS):
     )
     define.DEFINE_integer(
         "max_length", None, "Handwriting: cut lines to this many points (smoke runs); default: keep all."
+    )
+    define.DEFINE_list(
+        "line_preparation", [],
+        "Handwriting: prepare every line before training on it: straighten (rotate its baseline level), "
+        "smooth (7-point cubic Savitzky-Golay per stroke), in the order given; default none (the paper's "
+        "data). Validation during training reads lines prepared alike; evaluate reads them as they are.",
     )
 
 

@@ -160,3 +160,74 @@ def test_full_alphabet_keeps_digits_and_punctuation():
     batch = next(iter(handwriting_batches(dataset, 1, [0, 0], [1, 1], alphabet.FULL, bucket_boundaries=None)))
     assert alphabet.FULL.decode(batch["text"][0].numpy()) == "No. 9 (ok)!"
     assert len(alphabet.FULL) == 83 and alphabet.FULL.encode("é") == [0]
+
+
+# -- line preparation (--line_preparation) -------------------------------------
+
+
+def offsets_of(points, pen_up_after):
+    points = np.asarray(points, np.float64)
+    offsets = np.concatenate([points[:1], np.diff(points, axis=0)])
+    ends = np.zeros((len(points), 1))
+    ends[list(pen_up_after)] = 1
+    return np.concatenate([offsets, ends], axis=1).astype(np.float32)
+
+
+def test_smoothing_keeps_cubic_strokes_removes_jitter_and_keeps_strokes_apart():
+    from graves_tf.data.handwriting import smooth_strokes
+
+    t = np.linspace(0, 1, 20)
+    cubic = np.stack([100 * t, 30 * t**3 - 20 * t**2 + 5 * t], axis=1)
+    far = cubic + [500.0, 0.0]  # a second stroke, far to the right
+    points = np.concatenate([cubic, far])
+    strokes = offsets_of(points, [19, 39])
+    smoothed = smooth_strokes(strokes).numpy()
+    positions = np.cumsum(smoothed[:, :2], axis=0)
+    np.testing.assert_array_equal(smoothed[:, 2], strokes[:, 2])  # pen-ups unchanged
+    # a cubic is its own least-squares cubic: unchanged away from the stroke ends, in both strokes
+    np.testing.assert_allclose(positions[3:17], points[3:17], atol=1e-3)
+    np.testing.assert_allclose(positions[23:37], points[23:37], atol=1e-3)
+    assert positions[:20, 0].max() < 101 and positions[20:, 0].min() > 499  # nothing pulled across the gap
+    jitter = np.random.default_rng(0).normal(0, 2, points.shape)
+    rough = np.cumsum(smooth_strokes(offsets_of(points + jitter, [19, 39])).numpy()[:, :2], axis=0)
+    assert np.abs(rough - points).mean() < 0.75 * np.abs(jitter).mean()
+
+
+def test_straightening_levels_a_sloped_line_about_its_first_point():
+    from graves_tf.data.handwriting import straighten_baseline
+
+    x = np.linspace(0, 300, 60)
+    points = np.stack([x, 0.25 * x + 10 * np.sin(x / 7)], axis=1) + [40.0, -15.0]
+    strokes = offsets_of(points, [29, 59])
+    level = np.cumsum(straighten_baseline(strokes).numpy()[:, :2], axis=0)
+    assert abs(np.polyfit(level[:, 0], level[:, 1], 1)[0]) < 0.01  # from 0.25 (a regression, not exactly 0)
+    np.testing.assert_allclose(level[0], points[0], atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(np.diff(level, axis=0), axis=1),
+                               np.linalg.norm(np.diff(points, axis=0), axis=1), rtol=1e-4)  # a rotation
+
+
+def test_prepared_batches_and_bad_preparations():
+    from graves_tf.data.handwriting import prepare_line
+
+    dataset, lines = iam_like([30, 25], ["Hello", "a 1!"])
+    mean, std = np.array([0.0, 0.0]), np.array([1.0, 1.0])
+    plain = next(iter(handwriting_batches(dataset, 2, mean, std, alphabet.PAPER, bucket_boundaries=None)))
+    batch = next(iter(handwriting_batches(dataset, 2, mean, std, alphabet.PAPER, bucket_boundaries=None,
+                                          line_preparation=("straighten", "smooth"))))
+    for i, strokes in enumerate(lines):
+        expected = prepare_line(strokes, ("straighten", "smooth")).numpy()
+        np.testing.assert_allclose(batch["targets"][i, : len(strokes)], expected, rtol=1e-5, atol=1e-4)
+    assert not np.allclose(batch["targets"], plain["targets"])
+    with pytest.raises(ValueError, match="unknown line preparation 'denoise'; choose from straighten, smooth"):
+        handwriting_batches(dataset, 2, mean, std, line_preparation=("denoise",))
+
+
+def test_line_preparation_is_refused_for_text_and_for_unknown_steps_before_any_data_is_read(tmp_path):
+    from graves_tf import experiment
+    from graves_tf.data import datasets
+
+    text = experiment.ModelSpec(model="text_predictor", dataset="ptb_char", vocab_size=50)
+    with pytest.raises(ValueError, match="--line_preparation prepares handwriting lines; ptb_char is text"):
+        datasets.load_bundle(text, 1, data_dir=str(tmp_path), line_preparation=("smooth",))
+    with pytest.raises(ValueError, match="unknown line preparation 'level'"):
+        datasets.load_bundle(experiment.ModelSpec(), 1, data_dir=str(tmp_path), line_preparation=("level",))

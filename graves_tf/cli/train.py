@@ -101,6 +101,8 @@ def describe_experiment(spec):
             lines.append(f"untrained window stride: {spec.initial_kappa_step} characters per point")
     if spec.point_stride != 1:
         lines.append(f"pen positions: 1 in {spec.point_stride} of each stroke, every pen-up kept (point_stride)")
+    if FLAGS.line_preparation:
+        lines.append(f"lines prepared: {', '.join(FLAGS.line_preparation)} (--line_preparation)")
     if spec.kind == "text":
         segment = FLAGS.segment_length or "one line per sequence"
         lines.append(f"segments: {segment}, state reset every {FLAGS.reset_state_every}")
@@ -220,6 +222,7 @@ def train_in_model_dir(spec, strategy):
             hutter_config=FLAGS.hutter_config,
             seed=FLAGS.seed,
             max_length=FLAGS.max_length,
+            line_preparation=tuple(FLAGS.line_preparation),
         )
     except (datasets.DatasetNotBuilt, ValueError) as error:
         sys.exit(str(error))

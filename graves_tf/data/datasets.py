@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 
 from graves_tf import alphabet as alphabet_lib
 from graves_tf.data import Vocabulary, handwriting_batches, sentence_batches, stream_segments
-from graves_tf.data.handwriting import downsample_strokes
+from graves_tf.data.handwriting import check_line_preparation, downsample_strokes
 
 BUILDERS = {  # dataset flag -> (builder package, TFDS name)
     "iam_ondb": ("graves_tf.tfds_builders.iam_ondb", "iam_ondb"),
@@ -118,7 +118,8 @@ def downsampled_offset_statistics(builder, point_stride):
     return mean.astype(np.float32), np.sqrt(total_sq / count - mean**2).astype(np.float32)
 
 
-def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=None, point_stride=1):
+def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=None, point_stride=1,
+                       line_preparation=()):
     metadata = builder.info.metadata
     if point_stride == 1:
         mean = np.asarray(metadata["offset_mean"], np.float32)
@@ -141,6 +142,7 @@ def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=No
             max_length=max_length,
             drop_remainder=True,
             point_stride=point_stride,
+            line_preparation=line_preparation,
         )
 
     def split_batches(split):
@@ -153,6 +155,7 @@ def handwriting_bundle(builder, batch_size, alphabet=None, seed=0, max_length=No
             bucket_boundaries=boundaries,
             max_length=max_length,
             point_stride=point_stride,
+            line_preparation=line_preparation,
         )
 
     return DataBundle(
@@ -238,12 +241,17 @@ def text_bundle(builder, batch_size, segment_length=0, reset_every=1, seed=0):
 
 
 def load_bundle(spec, batch_size, data_dir=None, manual_dir=None, segment_length=0, reset_every=1,
-                hutter_config="paper", seed=0, max_length=None):
-    """The :class:`DataBundle` of an experiment's dataset (see ``graves_tf.experiment``)."""
+                hutter_config="paper", seed=0, max_length=None, line_preparation=()):
+    """The :class:`DataBundle` of an experiment's dataset (see ``graves_tf.experiment``); handwriting
+    lines are prepared by ``line_preparation`` (:func:`graves_tf.data.handwriting.prepare_line`), the
+    training and validation splits alike (the paper's setting: none)."""
+    if line_preparation and spec.kind != "handwriting":
+        raise ValueError(f"--line_preparation prepares handwriting lines; {spec.dataset} is text")
+    check_line_preparation(line_preparation)
     builder = prepare_builder(spec.dataset, data_dir, manual_dir, hutter_config)
     if spec.kind == "handwriting":
         alphabet = alphabet_lib.ALPHABETS[spec.alphabet] if spec.model == "handwriting_synthesizer" else None
-        return handwriting_bundle(builder, batch_size, alphabet, seed, max_length, spec.point_stride)
+        return handwriting_bundle(builder, batch_size, alphabet, seed, max_length, spec.point_stride, line_preparation)
     bundle = text_bundle(builder, batch_size, segment_length, reset_every, seed)
     if spec.vocab_size is not None and spec.vocab_size < len(bundle.vocabulary):
         raise ValueError(
