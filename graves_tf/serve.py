@@ -448,6 +448,16 @@ def shipped_styles():
     return [{k: s[k] for k in ("name", "line_id", "text", "description", "strokes")} for s in styles]
 
 
+def page_defaults(styles):
+    """The page's starting bias, width and style: ``python -m graves_tf.write``'s, chosen by measurement
+    (docs/handwriting.md); the style only where it is among ``styles`` (else the model's own hand)."""
+    from graves_tf import write
+
+    names = {s["name"] for s in styles or ()}
+    return {"bias": write.DEFAULT_BIAS, "width": write.DEFAULT_WIDTH,
+            "style": write.DEFAULT_STYLE if write.DEFAULT_STYLE in names else None}
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -542,7 +552,7 @@ def make_app(server, cors_origins=(), styles=None, allowed_hosts=None):
         return FileResponse(WEB_DIR / "index.html", headers=_PAGE_HEADERS)
 
     async def page_config(request):
-        return JSONResponse(server.page_config())
+        return JSONResponse({**server.page_config(), "defaults": page_defaults(styles)})
 
     async def page_styles(request):
         return JSONResponse({"styles": styles})

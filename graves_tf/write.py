@@ -19,6 +19,7 @@ import textwrap
 # every line is primed with unless another is asked for.
 DEFAULT_BIAS = 0.75
 DEFAULT_STYLE = "upright-cursive-small"
+DEFAULT_WIDTH = 40  # characters per line of a page
 BIAS_ROWS = (0.0, 0.5, 1.0, 2.0)
 
 

@@ -22,7 +22,7 @@ httpx = pytest.importorskip("httpx")
 import tensorflow as tf  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from graves_tf import serve  # noqa: E402
+from graves_tf import serve, write  # noqa: E402
 from serve_helpers import export_tiny, live_server  # noqa: E402
 
 PREDICT = "/v1/models/synthesis:predict"
@@ -242,6 +242,9 @@ def test_the_page_and_its_files_are_served_and_nothing_else(client):
     assert config["point_stride"] == 2 and config["offset_std"] == [40.0, 37.0]
     assert "€" not in config["characters"] and "a" in config["characters"]
     assert config["limits"]["max_batch"] == 4
+    # the page starts at write's measured defaults; a style the server does not have is not offered
+    assert config["defaults"] == {"bias": write.DEFAULT_BIAS, "width": write.DEFAULT_WIDTH, "style": None}
+    assert serve.page_defaults([{"name": write.DEFAULT_STYLE}])["style"] == write.DEFAULT_STYLE
 
 
 def test_other_pages_may_not_call_unless_allowed(server):

@@ -108,7 +108,11 @@ def test_typing_a_sentence_and_pressing_write_draws_its_strokes(page):
     page.wait_for_selector("#output[data-state=done]", timeout=10_000)
     shown = page.eval_on_selector("#output", "e => ({...e.dataset, paths: e.querySelectorAll('path').length})")
     (request, answer), = seen
-    assert request["signature_name"] == "serving_default" and request["inputs"]["text"] == [SENTENCE]
+    # the page starts at write's defaults: its bias, primed with its default style
+    default = next(s for s in pretrained.list_styles() if s["name"] == write.DEFAULT_STYLE)
+    assert request["signature_name"] == "generate_primed" and request["inputs"]["text"] == [SENTENCE]
+    assert request["inputs"]["bias"] == [write.DEFAULT_BIAS] and request["inputs"]["prime_text"] == [default["text"]]
+    assert page.input_value("#width") == str(write.DEFAULT_WIDTH)
     length = answer["outputs"]["lengths"][0]
     offsets = answer["outputs"]["strokes"][0][:length]
     assert shown["paths"] == stroke_count(offsets) and drawn < shown["paths"]
@@ -236,8 +240,23 @@ def test_a_shipped_style_primes_every_line_and_page_mode_wraps(page):
     assert shown["lines"] == "2"
 
 
+def test_the_address_can_name_the_bias_width_and_style(browser_context, site):
+    page = browser_context.new_page()
+    page.goto(f"{site[0]}/?bias=1.5&width=25&style=model")
+    page.wait_for_selector(".style-choice", timeout=30_000)
+    assert page.input_value("#bias") == "1.5" and page.inner_text("#bias-value") == "1.50"
+    assert page.input_value("#width") == "25"
+    assert page.get_attribute(".style-choice[data-style=model]", "aria-checked") == "true"
+    page.goto(f"{site[0]}/")
+    page.wait_for_selector(".style-choice", timeout=30_000)
+    chosen = page.get_attribute(f".style-choice[data-style='style:{write.DEFAULT_STYLE}']", "aria-checked")
+    assert chosen == "true" and page.input_value("#bias") == str(write.DEFAULT_BIAS)
+    page.close()
+
+
 def test_without_a_style_a_page_keeps_the_first_lines_hand(page):
     seen = predictions(page)
+    page.click(".style-choice[data-style='model']")
     page.check("#page-mode")
     page.fill("#width", "12")
     page.fill("#text", "first line then more")

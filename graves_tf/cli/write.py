@@ -36,6 +36,7 @@ from graves_tf.cli import _program  # noqa: E402
 from graves_tf.write import (  # noqa: E402
     DEFAULT_BIAS,
     DEFAULT_STYLE,
+    DEFAULT_WIDTH,
     WriteError,
     at_model_rate,
     check_settings,
@@ -60,7 +61,7 @@ def define_flags():
         return
     flags.DEFINE_float("bias", DEFAULT_BIAS, "Probability bias b (eqs. 61-62): 0 unbiased, larger is neater.")
     flags.DEFINE_integer(
-        "width", 40, "Wrap lines at this many characters (40 read best by OCR of 30-60, docs/handwriting.md)."
+        "width", DEFAULT_WIDTH, "Wrap lines at this many characters (40 read best by OCR of 30-60, docs/handwriting.md)."
     )
     flags.DEFINE_integer("steps_per_character", 40, "Stop a line after this many pen points per character.")
     flags.DEFINE_string(

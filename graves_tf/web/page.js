@@ -584,6 +584,21 @@
     for (const b of $('style-list').children) b.setAttribute('aria-checked', String(b.dataset.style === value));
   }
 
+  // The server's defaults (python -m graves_tf.write's, chosen by measurement), unless the address names others
+  // (?bias=, ?width=, ?style=NAME or ?style=model).
+  function applyDefaults(defaults) {
+    const bias = params.has('bias') ? parseFloat(params.get('bias')) : defaults.bias;
+    if (Number.isFinite(bias)) {
+      $('bias').value = String(bias);
+      $('bias-value').textContent = parseFloat($('bias').value).toFixed(2);
+    }
+    const width = params.has('width') ? parseInt(params.get('width'), 10) : defaults.width;
+    if (Number.isFinite(width)) $('width').value = String(width);
+    const style = params.has('style') ? params.get('style') : defaults.style;
+    if (style === 'model') state.choice = 'model';
+    else if (style && state.styles.some((s) => s.name === style)) state.choice = 'style:' + style;
+  }
+
   // ---- start --------------------------------------------------------------------------------------------
   async function start() {
     $('server').value = params.get('server') || location.origin;
@@ -607,6 +622,7 @@
         const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
         if (saved && Array.isArray(saved.strokes) && saved.text) state.mine = saved;
       } catch (error) { /* nothing saved */ }
+      applyDefaults(config.defaults || {});
       buildStylePicker();
       if (!config.offset_std) padMessage('This model does not describe its statistics: your own hand cannot be used.', true);
       $('width').max = String(config.limits.max_text_length);
